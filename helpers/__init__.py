@@ -1,0 +1,49 @@
+"""Helpers for the STEM-EDX high-entropy-material notebooks.
+
+Implements Eggeman et al., Faraday Discuss. 2025 (DOI 10.1039/d5fd00101c): element maps,
+two clustering workflows (PCA + GMM, UMAP + HDBSCAN), cluster quantification with error bars,
+and configurational entropy. Submodules are imported lazily so ``import helpers`` is quick.
+"""
+import importlib
+import warnings
+
+__version__ = "0.1.0"
+
+_SUBMODULES = (
+    "errors", "kfactors", "simulate", "io", "maps", "preprocess", "decompose", "cluster",
+    "quant", "entropy", "compare", "plotting", "widgets", "cache", "runner",
+)
+
+# HyperSpy 2.5 warns about exspy's old import paths on every import; nothing a user can act on.
+warnings.filterwarnings("ignore", message=".*is deprecated and will be removed in the HyperSpy 3.0.*")
+
+
+def __getattr__(name):
+    if name in _SUBMODULES:
+        return importlib.import_module(f"{__name__}.{name}")
+    raise AttributeError(f"module 'helpers' has no attribute {name!r}")
+
+
+def show_versions(print_out=True):
+    """Print (and return) the versions of Python and of the packages this analysis depends on.
+
+    Parameters
+    ----------
+    print_out : bool
+        Print a table; the dict is returned in every case.
+    """
+    import platform
+    from importlib.metadata import PackageNotFoundError, version
+
+    packages = ["numpy", "scipy", "hyperspy", "exspy", "rosettasciio", "scikit-learn",
+                "umap-learn", "hdbscan", "numba", "matplotlib", "ipywidgets", "papermill"]
+    found = {"python": platform.python_version(), "helpers": __version__}
+    for p in packages:
+        try:
+            found[p] = version(p)
+        except PackageNotFoundError:
+            found[p] = "not installed"
+    if print_out:
+        for k, v in found.items():
+            print(f"{k:>14}  {v}")
+    return found
