@@ -1,0 +1,337 @@
+"""Clustering: Gaussian mixture (workflow 1), UMAP + HDBSCAN (workflow 2), relabelling, stability.
+
+The algorithms are scikit-learn's ``GaussianMixture``, umap-learn's ``UMAP`` and the ``hdbscan``
+package, called directly (HyperSpy's ``cluster_analysis`` drops HDBSCAN's noise label and needs a
+``labels_`` attribute that a mixture model does not have). What is hand-written here is what
+those libraries lack:
+
+* deterministic cluster numbering (:func:`relabel_by_size`): cluster 0 is the largest, so a
+  rerun with another seed or another machine gives the same numbers, and therefore colours;
+* re-clustering at a new ``min_cluster_size`` from HDBSCAN's stored single-linkage tree
+  (:func:`recluster`), without recomputing UMAP or the minimum spanning tree;
+* a seed-stability check (:func:`seed_stability`).
+
+Noise from HDBSCAN is kept as label ``-1``.
+"""
+from __future__ import annotations
+
+import warnings
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from .errors import DataError, ParameterError
+
+
+# --------------------------------------------------------------------------------------------
+# input checks
+# --------------------------------------------------------------------------------------------
+def _check_features(X, name="features"):
+    X = np.asarray(X, dtype=float)
+    if X.ndim != 2:
+        raise DataError(f"{name} must be a 2-D array (pixels x features), got shape {X.shape}: "
+                        "reshape the data to one row per pixel.")
+    if X.shape[0] < 2:
+        raise DataError(f"{name} has {X.shape[0]} pixel(s): clustering needs at least 2; "
+                        "check the vacuum mask or use a larger map.")
+    if not np.all(np.isfinite(X)):
+        raise DataError(f"{name} contain NaN or infinite values: check the input counts.")
+    return X
+
+
+def _check_int(value, name, lo, hi, hint):
+    if isinstance(value, (bool, np.bool_)) or not isinstance(value, (int, np.integer)):
+        raise ParameterError(f"{name} must be an integer, got {value!r}: {hint}")
+    if not lo <= value <= hi:
+        raise ParameterError(f"{name}={value} is outside {lo}..{hi} for this data: {hint}")
+    return int(value)
+
+
+# --------------------------------------------------------------------------------------------
+# deterministic numbering
+# --------------------------------------------------------------------------------------------
+def relabel_by_size(labels, features=None):
+    """Renumber clusters so that 0 is the largest, 1 the next, ...; noise (-1) stays -1.
+
+    Ties in size are broken by the mean of the first feature column (then the old label), so
+    the numbering depends only on the partition, not on the algorithm's internal order.
+
+    Parameters
+    ----------
+    labels : (n,) int array
+    features : (n, d) array, optional
+
+    Returns
+    -------
+    new_labels : (n,) int array
+    order : list of int
+        ``order[new] = old``.
+    """
+    labels = np.asarray(labels)
+    ks = [int(k) for k in np.unique(labels) if k >= 0]
+    key = []
+    for k in ks:
+        sel = labels == k
+        f0 = float(np.mean(features[sel, 0])) if features is not None else 0.0
+        key.append((-int(sel.sum()), f0, k))
+    order = [k for *_, k in sorted(key)]
+    new = np.full(labels.shape, -1, dtype=int)
+    for newk, oldk in enumerate(order):
+        new[labels == oldk] = newk
+    return new, order
+
+
+# --------------------------------------------------------------------------------------------
+# workflow 1: Gaussian mixture
+# --------------------------------------------------------------------------------------------
+@dataclass
+class GMMResult:
+    """Output of :func:`gmm_cluster` (labels numbered by :func:`relabel_by_size`)."""
+    labels: np.ndarray          # (n,) int, 0..k-1
+    probabilities: np.ndarray   # (n, k) posterior probability of each (renumbered) cluster
+    bic: float
+    aic: float
+    model: object = field(repr=False, default=None)
+    order: list = field(default_factory=list)   # order[new] = model's component index
+
+
+def gmm_cluster(X, n_clusters, random_state=0, n_init=4, covariance_type="full",
+                max_iter=500):
+    """Gaussian-mixture clustering of feature rows (scikit-learn ``GaussianMixture``).
+
+    Parameters
+    ----------
+    X : (n_pixels, n_features) array, e.g. PCA scores
+    n_clusters : int
+        Number of mixture components (the paper sets it by hand: 4 for hea6, 2 for hea7).
+    random_state : int
+    n_init : int
+        Independent k-means++ initialisations; the best likelihood wins. More inits make the
+        result independent of the seed (see :func:`seed_stability`).
+    covariance_type : {"full", "diag", "tied", "spherical"}
+
+    Returns
+    -------
+    GMMResult
+    """
+    from sklearn.mixture import GaussianMixture
+    X = _check_features(X)
+    n_clusters = _check_int(n_clusters, "n_clusters", 1, X.shape[0],
+                            "choose between 1 and the number of (binned, unmasked) pixels.")
+    model = GaussianMixture(n_components=n_clusters, covariance_type=covariance_type,
+                            n_init=n_init, random_state=random_state, max_iter=max_iter,
+                            reg_covar=1e-6 * max(float(np.var(X)), 1e-12))
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")   # ConvergenceWarning on degenerate toy data
+        model.fit(X)
+    raw = model.predict(X)
+    proba = model.predict_proba(X)
+    labels, order = relabel_by_size(raw, X)
+    # components that own no pixel still have a column; put them last, in model order
+    order_full = order + [k for k in range(n_clusters) if k not in order]
+    return GMMResult(labels=labels, probabilities=proba[:, order_full], bic=float(model.bic(X)),
+                     aic=float(model.aic(X)), model=model, order=order_full)
+
+
+def gmm_criteria(X, n_range=range(1, 9), random_state=0, n_init=2, covariance_type="full"):
+    """BIC and AIC of Gaussian mixtures with each number of components in ``n_range``.
+
+    A guide for choosing ``N_CLUSTERS``: the BIC usually has a minimum or a knee; with
+    thousands of pixels it keeps falling slowly, so read it together with the cluster maps.
+
+    Returns
+    -------
+    dict with keys ``n``, ``bic``, ``aic`` (lists).
+    """
+    X = _check_features(X)
+    out = {"n": [], "bic": [], "aic": []}
+    for k in n_range:
+        if k > X.shape[0]:
+            break
+        r = gmm_cluster(X, int(k), random_state=random_state, n_init=n_init,
+                        covariance_type=covariance_type)
+        out["n"].append(int(k))
+        out["bic"].append(r.bic)
+        out["aic"].append(r.aic)
+    return out
+
+
+# --------------------------------------------------------------------------------------------
+# workflow 2: UMAP + HDBSCAN
+# --------------------------------------------------------------------------------------------
+def umap_embed(X, n_components=4, n_neighbors=15, min_dist=0.0, metric="euclidean",
+               random_state=0):
+    """Embed feature rows with UMAP (umap-learn), as in the paper: 4-D, min_dist 0, Euclidean.
+
+    ``min_dist=0`` packs similar pixels tightly, which is what a density-based clusterer wants.
+    A fixed ``random_state`` makes the result reproducible (umap-learn then runs on one thread).
+    The first call in a process pays a numba compilation of tens of seconds.
+
+    Returns
+    -------
+    (n_pixels, n_components) float array
+    """
+    X = _check_features(X)
+    n = X.shape[0]
+    n_components = _check_int(n_components, "umap n_components", 1, max(1, n - 2),
+                              "use 2-10 dimensions and a map with more pixels.")
+    n_neighbors = _check_int(n_neighbors, "n_neighbors", 2, max(2, n - 1),
+                             "use about 10-50, fewer than the number of pixels.")
+    import umap
+    reducer = umap.UMAP(n_components=n_components, n_neighbors=n_neighbors, min_dist=min_dist,
+                        metric=metric, random_state=random_state, n_jobs=1)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")   # "n_jobs overridden by random_state" and friends
+        emb = reducer.fit_transform(X)
+    return np.asarray(emb, dtype=np.float64)
+
+
+@dataclass
+class HDBSCANResult:
+    """Output of :func:`hdbscan_cluster` / :func:`recluster`."""
+    labels: np.ndarray          # (n,) int, -1 = noise, clusters numbered by size
+    probabilities: np.ndarray   # (n,) membership strength in [0, 1] (0 for noise)
+    single_linkage_tree: np.ndarray = field(repr=False, default=None)  # (n-1, 4) scipy-style
+    min_cluster_size: int = 0
+    min_samples: int = 0
+    allow_single_cluster: bool = False
+
+    @property
+    def n_clusters(self):
+        return int(self.labels.max() + 1) if self.labels.size else 0
+
+    @property
+    def noise_fraction(self):
+        return float(np.mean(self.labels < 0)) if self.labels.size else 0.0
+
+
+def _labels_from_tree(tree, min_cluster_size, allow_single_cluster, features=None):
+    # hdbscan's own condense/stability/selection step (hdbscan.hdbscan_._tree_to_labels):
+    # it only needs the single-linkage tree, so UMAP and the MST are not recomputed.
+    from hdbscan.hdbscan_ import _tree_to_labels
+    labels, proba, *_ = _tree_to_labels(None, tree, min_cluster_size=int(min_cluster_size),
+                                        cluster_selection_method="eom",
+                                        allow_single_cluster=bool(allow_single_cluster))
+    new, _ = relabel_by_size(labels, features)
+    return new, np.asarray(proba, float)
+
+
+def hdbscan_cluster(embedding, min_cluster_size, min_samples, allow_single_cluster=False):
+    """HDBSCAN on an embedding, noise kept as -1, clusters numbered by size.
+
+    Parameters
+    ----------
+    embedding : (n, d) array
+    min_cluster_size : int
+        Smallest group of (binned) pixels that counts as a cluster: the paper's physical
+        parameter, "how many pixels does the smallest feature cover?".
+    min_samples : int
+        Neighbours used for the core distance (density smoothing). Set explicitly: hdbscan's
+        default (= min_cluster_size) is slow and over-smooths for hundreds of pixels.
+    allow_single_cluster : bool
+        Let HDBSCAN answer "one cluster" (needed when, after masking the support, the sample is
+        one uniform phase, as in the hea7 particles).
+
+    Returns
+    -------
+    HDBSCANResult
+    """
+    import hdbscan
+    X = _check_features(embedding, "embedding")
+    n = X.shape[0]
+    min_cluster_size = _check_int(min_cluster_size, "min_cluster_size", 2, n,
+                                  "use a number of (binned) pixels between 2 and the pixel count.")
+    min_samples = _check_int(min_samples, "min_samples", 1, n - 1,
+                             "use a small number such as 5-20.")
+    cl = hdbscan.HDBSCAN(min_cluster_size=min_cluster_size, min_samples=min_samples,
+                         metric="euclidean", allow_single_cluster=allow_single_cluster,
+                         core_dist_n_jobs=1)
+    cl.fit(X)
+    tree = np.asarray(cl._single_linkage_tree, dtype=np.float64)
+    labels, proba = _labels_from_tree(tree, min_cluster_size, allow_single_cluster, X)
+    return HDBSCANResult(labels=labels, probabilities=proba, single_linkage_tree=tree,
+                         min_cluster_size=min_cluster_size, min_samples=min_samples,
+                         allow_single_cluster=allow_single_cluster)
+
+
+def recluster(result, min_cluster_size, allow_single_cluster=None, embedding=None):
+    """HDBSCAN labels at a new ``min_cluster_size`` from a stored single-linkage tree.
+
+    The tree depends on the embedding and ``min_samples`` only, so changing
+    ``min_cluster_size`` just re-condenses it (milliseconds): neither UMAP nor the minimum
+    spanning tree is recomputed. The result is identical to a fresh HDBSCAN run with the same
+    ``min_samples``.
+
+    Parameters
+    ----------
+    result : HDBSCANResult (or anything with ``single_linkage_tree``)
+    min_cluster_size : int
+    allow_single_cluster : bool, optional; default: the value used for ``result``
+    embedding : (n, d) array, optional; only used to break ties in cluster numbering
+    """
+    tree = result.single_linkage_tree
+    if tree is None:
+        raise ParameterError("This result holds no single-linkage tree: run hdbscan_cluster "
+                             "first, then recluster its result.")
+    n = tree.shape[0] + 1
+    min_cluster_size = _check_int(min_cluster_size, "min_cluster_size", 2, n,
+                                  "use a number of (binned) pixels between 2 and the pixel count.")
+    asc = result.allow_single_cluster if allow_single_cluster is None else allow_single_cluster
+    labels, proba = _labels_from_tree(tree, min_cluster_size, asc, embedding)
+    return HDBSCANResult(labels=labels, probabilities=proba, single_linkage_tree=tree,
+                         min_cluster_size=min_cluster_size, min_samples=result.min_samples,
+                         allow_single_cluster=asc)
+
+
+# --------------------------------------------------------------------------------------------
+# agreement and stability
+# --------------------------------------------------------------------------------------------
+def ari(labels_a, labels_b, exclude=None, exclude_noise=False):
+    """Adjusted Rand index between two labelings, optionally ignoring some pixels.
+
+    Parameters
+    ----------
+    labels_a, labels_b : int arrays of the same shape
+    exclude : bool array, optional
+        True = leave this pixel out (e.g. vacuum).
+    exclude_noise : bool
+        Also leave out pixels that are -1 in either labeling.
+    """
+    from sklearn.metrics import adjusted_rand_score
+    a = np.asarray(labels_a).ravel()
+    b = np.asarray(labels_b).ravel()
+    if a.shape != b.shape:
+        raise ParameterError(f"Label arrays differ in size ({a.size} vs {b.size}): compare "
+                             "labels of the same map.")
+    keep = np.ones(a.shape, bool)
+    if exclude is not None:
+        keep &= ~np.asarray(exclude, bool).ravel()
+    if exclude_noise:
+        keep &= (a >= 0) & (b >= 0)
+    if keep.sum() < 2:
+        return float("nan")
+    return float(adjusted_rand_score(a[keep], b[keep]))
+
+
+def seed_stability(run, seeds=(0, 1, 2), exclude_noise=True):
+    """Agreement between reruns of a clustering with different random seeds.
+
+    Parameters
+    ----------
+    run : callable(seed) -> labels
+    seeds : sequence of int
+
+    Returns
+    -------
+    dict with ``labels`` (list per seed), ``pairwise_ari`` {(s1, s2): ari} and ``min_ari``.
+    A minimum ARI close to 1 means the clusters do not depend on the seed; well below 1 means
+    some clusters are arbitrary splits of a continuum.
+    """
+    labs = [np.asarray(run(int(s))) for s in seeds]
+    pair = {}
+    for i in range(len(seeds)):
+        for j in range(i + 1, len(seeds)):
+            pair[(int(seeds[i]), int(seeds[j]))] = ari(labs[i], labs[j],
+                                                       exclude_noise=exclude_noise)
+    return {"labels": labs, "pairwise_ari": pair,
+            "min_ari": float(min(pair.values())) if pair else float("nan")}

@@ -1,0 +1,349 @@
+"""Figures: cluster colours, maps with scale bars, spectra with line markers, saving.
+
+Every figure that shows cluster labels takes its colours from :func:`cluster_colors`, so cluster
+*k* has the same colour in the cluster map, the embedding scatter, the mean-spectrum plot and the
+composition bar chart. Noise (label -1) is always grey; masked vacuum/support pixels (label -2 in
+the *display* arrays built by :func:`display_labels`) are drawn black.
+
+All plotting functions take ``ax=None`` (a new figure is made) and return the axes.
+"""
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import numpy as np
+
+NOISE_COLOR = (0.62, 0.62, 0.62, 1.0)   # HDBSCAN noise / unassigned: grey
+MASKED_COLOR = (0.0, 0.0, 0.0, 1.0)     # vacuum / support excluded from clustering: black
+MASKED_LABEL = -2                       # display-only code for masked pixels (never saved)
+
+
+def _mpl():
+    import matplotlib
+    import matplotlib.pyplot as plt
+    return matplotlib, plt
+
+
+def cluster_colors(n_clusters: int) -> list:
+    """RGBA colour of each cluster 0..n_clusters-1 (tab10, then tab20 beyond 10 clusters).
+
+    The colour depends only on the cluster number, never on how many clusters a figure shows,
+    so the same cluster keeps its colour across figures and notebooks.
+    """
+    _, plt = _mpl()
+    base = list(plt.get_cmap("tab10").colors)
+    extra = [c for i, c in enumerate(plt.get_cmap("tab20").colors) if i % 2 == 1]
+    palette = base + extra
+    return [(*palette[k % len(palette)], 1.0) for k in range(int(n_clusters))]
+
+
+def cluster_color(label: int):
+    """Colour of one label: grey for noise (-1), black for masked (-2), else the palette."""
+    if label == -1:
+        return NOISE_COLOR
+    if label == MASKED_LABEL:
+        return MASKED_COLOR
+    return cluster_colors(label + 1)[label]
+
+
+def display_labels(labels, mask=None):
+    """Labels for display: masked (vacuum/support) pixels become ``MASKED_LABEL`` (-2).
+
+    Parameters
+    ----------
+    labels : ndarray of int
+        Cluster labels, -1 = noise or unassigned.
+    mask : ndarray of bool, optional
+        True where the pixel is sample (clustered); False = vacuum/support.
+    """
+    out = np.asarray(labels).copy()
+    if mask is not None:
+        out[~np.asarray(mask, bool)] = MASKED_LABEL
+    return out
+
+
+def _axis_scale(signal_or_scale):
+    """(pixel size, units) of the navigation axes of a HyperSpy signal, or pass-through."""
+    if signal_or_scale is None:
+        return None, None
+    if isinstance(signal_or_scale, tuple):
+        return signal_or_scale
+    try:
+        ax = signal_or_scale.axes_manager.navigation_axes[0]
+        return float(ax.scale), str(ax.units)
+    except (AttributeError, IndexError):
+        return None, None
+
+
+def _nice_length(length):
+    """The largest 1-2-5 number not above ``length``."""
+    if length <= 0:
+        return 0.0
+    exp = np.floor(np.log10(length))
+    for m in (5, 2, 1):
+        if m * 10 ** exp <= length:
+            return m * 10 ** exp
+    return 10 ** exp
+
+
+def add_scalebar(ax, pixel_size, units="nm", n_pixels_wide=None, color="white", frac=0.25):
+    """Add a scale bar (matplotlib's ``AnchoredSizeBar``) in real units to an image axes.
+
+    Parameters
+    ----------
+    ax : matplotlib axes showing an image drawn with one data unit per pixel
+    pixel_size : float
+        Size of one (displayed) pixel in ``units``.
+    units : str
+    n_pixels_wide : int, optional
+        Image width in pixels; read from the axes limits when omitted.
+    frac : float
+        Target bar length as a fraction of the image width (rounded down to 1-2-5).
+    """
+    if pixel_size is None or not np.isfinite(pixel_size) or pixel_size <= 0:
+        return ax
+    from mpl_toolkits.axes_grid1.anchored_artists import AnchoredSizeBar
+    if n_pixels_wide is None:
+        x0, x1 = ax.get_xlim()
+        n_pixels_wide = abs(x1 - x0)
+    length = _nice_length(frac * n_pixels_wide * pixel_size)
+    if units in ("nm",) and length >= 1000:
+        label = f"{length / 1000:g} µm"
+    else:
+        label = f"{length:g} {units}"
+    bar = AnchoredSizeBar(ax.transData, length / pixel_size, label, "lower right", pad=0.3,
+                          color=color, frameon=False, size_vertical=max(n_pixels_wide / 100, 0.5))
+    ax.add_artist(bar)
+    return ax
+
+
+def plot_map(image, ax=None, title=None, scale=None, cmap="viridis", colorbar=True, **kw):
+    """Show a 2-D map with a scale bar.
+
+    Parameters
+    ----------
+    image : 2-D array or HyperSpy Signal2D
+    scale : HyperSpy signal, (pixel_size, units) tuple, or None
+        Where to read the pixel size for the scale bar; a Signal2D's own axes are used if None.
+    """
+    _, plt = _mpl()
+    if ax is None:
+        _, ax = plt.subplots(figsize=(4, 4))
+    if hasattr(image, "axes_manager") and scale is None:
+        sig_axes = image.axes_manager.signal_axes
+        if len(sig_axes) == 2:
+            scale = (float(sig_axes[0].scale), str(sig_axes[0].units))
+    data = np.asarray(getattr(image, "data", image), float)
+    im = ax.imshow(data, cmap=cmap, interpolation="nearest", **kw)
+    ax.set_xticks([])
+    ax.set_yticks([])
+    if title:
+        ax.set_title(title)
+    if colorbar:
+        ax.figure.colorbar(im, ax=ax, fraction=0.046, pad=0.04)
+    px, units = _axis_scale(scale)
+    add_scalebar(ax, px, units or "px", n_pixels_wide=data.shape[1])
+    return ax
+
+
+def plot_cluster_map(labels, ax=None, mask=None, scale=None, title=None, legend=True,
+                     names=None):
+    """Cluster map in the shared colours: noise grey, masked vacuum/support black.
+
+    Parameters
+    ----------
+    labels : (rows, cols) int array
+    mask : (rows, cols) bool array, optional; True = sample pixel
+    scale : HyperSpy signal or (pixel_size, units), for the scale bar
+    names : dict {label: str}, optional legend names
+    """
+    matplotlib, plt = _mpl()
+    from matplotlib.colors import ListedColormap
+    from matplotlib.patches import Patch
+    if ax is None:
+        _, ax = plt.subplots(figsize=(4.5, 4))
+    lab = display_labels(labels, mask)
+    n = int(max(lab.max() + 1, 0))
+    colors = [MASKED_COLOR, NOISE_COLOR] + cluster_colors(n)
+    cmap = ListedColormap(colors)
+    ax.imshow(lab + 2, cmap=cmap, vmin=-0.5, vmax=len(colors) - 0.5, interpolation="nearest")
+    ax.set_xticks([])
+    ax.set_yticks([])
+    if title:
+        ax.set_title(title)
+    px, units = _axis_scale(scale)
+    add_scalebar(ax, px, units or "px", n_pixels_wide=lab.shape[1])
+    if legend:
+        present = sorted(set(np.unique(lab).tolist()))
+        handles = []
+        for k in present:
+            if k == MASKED_LABEL:
+                name = "vacuum/support"
+            elif k == -1:
+                name = "noise"
+            else:
+                name = (names or {}).get(k, f"cluster {k}")
+            handles.append(Patch(color=cluster_color(k), label=name))
+        ax.legend(handles=handles, loc="upper left", bbox_to_anchor=(1.02, 1), fontsize=8,
+                  frameon=False)
+    return ax
+
+
+def plot_embedding(embedding, labels, ax=None, dims=(0, 1), s=3, title=None):
+    """Scatter of an embedding (UMAP or PCA scores) coloured by cluster, noise grey."""
+    _, plt = _mpl()
+    if ax is None:
+        _, ax = plt.subplots(figsize=(4.5, 4))
+    emb = np.asarray(embedding)
+    lab = np.asarray(labels).ravel()
+    for k in sorted(np.unique(lab)):
+        sel = lab == k
+        ax.scatter(emb[sel, dims[0]], emb[sel, dims[1]], s=s, color=cluster_color(int(k)),
+                   label="noise" if k == -1 else f"cluster {k}", alpha=0.6 if k == -1 else 0.9,
+                   linewidths=0)
+    ax.set_xlabel(f"dim {dims[0]}")
+    ax.set_ylabel(f"dim {dims[1]}")
+    if title:
+        ax.set_title(title)
+    ax.legend(fontsize=7, markerscale=3, frameon=False, loc="best")
+    return ax
+
+
+def xray_line_positions(elements, beam_energy=None, energy_range=None, min_weight=0.1):
+    """{'Fe_Ka': keV, ...} for the lines of ``elements`` in exspy's database.
+
+    Lines with a relative weight below ``min_weight`` or above the beam energy are skipped.
+    """
+    from exspy.material import elements as db
+    out = {}
+    for el in elements:
+        try:
+            lines = db[el]["Atomic_properties"]["Xray_lines"]
+        except KeyError:
+            continue
+        for name in lines.keys():
+            e = float(lines[name]["energy (keV)"])
+            w = float(lines[name]["weight"])
+            if w < min_weight:
+                continue
+            if beam_energy is not None and e >= beam_energy:
+                continue
+            if energy_range is not None and not (energy_range[0] <= e <= energy_range[1]):
+                continue
+            out[f"{el}_{name}"] = e
+    return out
+
+
+def plot_spectrum(energy, counts, ax=None, elements=None, label=None, color=None,
+                  mark_lines=True, beam_energy=None, log=False, energy_range=None):
+    """A spectrum with the main X-ray lines of ``elements`` marked and labelled.
+
+    Parameters
+    ----------
+    energy : 1-D array (keV)
+    counts : 1-D array
+    elements : list of str, optional; their Kα/Lα/Mα-family lines with weight ≥ 0.1 are marked
+    """
+    _, plt = _mpl()
+    if ax is None:
+        _, ax = plt.subplots(figsize=(8, 3))
+    energy = np.asarray(energy, float)
+    counts = np.asarray(counts, float)
+    ax.plot(energy, counts, lw=0.8, color=color, label=label)
+    if energy_range is not None:
+        ax.set_xlim(*energy_range)
+    if log:
+        ax.set_yscale("log")
+    if mark_lines and elements:
+        lo, hi = ax.get_xlim()
+        pos = xray_line_positions(elements, beam_energy, (max(lo, energy[0]), min(hi, energy[-1])),
+                                  min_weight=0.3)
+        ymax = np.nanmax(counts) if counts.size else 1
+        for name, e in sorted(pos.items(), key=lambda t: t[1]):
+            i = int(np.clip(np.searchsorted(energy, e), 0, len(energy) - 1))
+            ax.axvline(e, color="0.6", lw=0.5, ls=":")
+            ax.annotate(name.replace("_", " "), (e, counts[i]), xytext=(0, 6),
+                        textcoords="offset points", rotation=90, fontsize=7, ha="center",
+                        va="bottom")
+        ax.set_ylim(top=ymax * 1.35 if not log else ymax * 5)
+    ax.set_xlabel("Energy (keV)")
+    ax.set_ylabel("Counts")
+    return ax
+
+
+def plot_cluster_spectra(energy, spectra, ax=None, elements=None, normalize=True, labels=None):
+    """Mean spectrum of each cluster in the shared cluster colours.
+
+    Parameters
+    ----------
+    energy : (n_channels,) keV
+    spectra : dict {label: (n_channels,) array}
+    normalize : bool
+        Divide each spectrum by its sum, so phases are compared by shape, not by thickness.
+    """
+    _, plt = _mpl()
+    if ax is None:
+        _, ax = plt.subplots(figsize=(8, 3.5))
+    for k in sorted(spectra):
+        s = np.asarray(spectra[k], float)
+        if normalize and s.sum() > 0:
+            s = s / s.sum()
+        ax.plot(energy, s, lw=0.9, color=cluster_color(int(k)),
+                label=(labels or {}).get(k, f"cluster {k}"))
+    if elements:
+        pos = xray_line_positions(elements, energy_range=(energy[0], energy[-1]), min_weight=0.5)
+        for name, e in pos.items():
+            ax.axvline(e, color="0.7", lw=0.5, ls=":")
+            ax.text(e, 1.0, name.replace("_", " "), rotation=90, fontsize=7, ha="center",
+                    va="top", transform=ax.get_xaxis_transform())
+    ax.set_xlabel("Energy (keV)")
+    ax.set_ylabel("fraction of counts" if normalize else "counts")
+    ax.legend(fontsize=8, frameon=False)
+    return ax
+
+
+def figure_dir(output_dir=None) -> Path:
+    """Where figures go: ``OUTPUT_DIR/figures``, or the project's ``figures/`` when None."""
+    if output_dir is None:
+        env = os.environ.get("HEA_FIGURE_DIR")
+        if env:
+            return Path(env)
+        return Path(__file__).resolve().parent.parent / "figures"
+    return Path(output_dir) / "figures"
+
+
+def save_figure(fig_or_ax, name, output_dir=None, formats=("png",), dpi=150):
+    """Save a figure (or the figure of an axes / array of axes) as ``figures/<name>.<fmt>``.
+
+    Parameters
+    ----------
+    fig_or_ax : Figure, Axes, or array of Axes
+    name : str
+        File stem, e.g. ``"03_gmm_cluster_map"``.
+    output_dir : str or Path, optional
+        Run folder; figures go to ``output_dir/figures``. None: the project's ``figures/``.
+
+    Returns
+    -------
+    list of Path written.
+    """
+    from .errors import OutputError
+    obj = fig_or_ax
+    if isinstance(obj, np.ndarray):
+        obj = obj.ravel()[0]
+    fig = getattr(obj, "figure", obj)
+    if hasattr(fig, "get_figure") and fig.get_figure() is not None and fig.get_figure() is not fig:
+        fig = fig.get_figure()
+    d = figure_dir(output_dir)
+    try:
+        d.mkdir(parents=True, exist_ok=True)
+        paths = []
+        for fmt in formats:
+            p = d / f"{name}.{fmt}"
+            fig.savefig(p, dpi=dpi, bbox_inches="tight")
+            paths.append(p)
+    except OSError as e:
+        raise OutputError(f"Cannot write figure {name!r} to {d}: {e.strerror}; choose a writable "
+                          "OUTPUT_DIR.") from None
+    return paths

@@ -1,0 +1,270 @@
+"""Pre-processing: bin the scan, crop the energy range, normalise and scale the features.
+
+Why each step (the notebooks explain this at length):
+
+* **Binning ×2** sums 2×2 pixels: 4× the counts per pixel, 4× fewer pixels (the paper does it to
+  save memory; it also lifts pixels above the Poisson floor). When the map size is not a multiple
+  of the factor, the last rows/columns are cropped with a warning; they get label -1 later.
+* **Energy crop** keeps the channels that can hold signal: from just below the lowest X-ray line
+  of the elements to just above the highest. Channels outside only add noise.
+* **Per-pixel normalisation to total counts** (``normalization="total"``): a thicker pixel gives
+  more counts of *every* line, in the same proportions. Dividing each spectrum by its total turns
+  counts into spectral shape, so clusters separate compositions, not thick from thin.
+* **Channel scaling**: ``"poisson"`` divides each channel by the square root of its mean (after
+  centring), so every channel's Poisson noise has about the same variance (Keenan & Kotula,
+  Surf. Interface Anal. 2004) and weak lines are not drowned by strong ones; ``"robust"`` is the
+  paper's scikit-learn ``RobustScaler`` (median / inter-quartile range per channel; for channels
+  that are zero in most pixels the IQR is 0 and scikit-learn leaves them unscaled).
+"""
+from __future__ import annotations
+
+import warnings
+
+import numpy as np
+
+from .errors import DataError, ParameterError
+
+NORMALIZATIONS = ("total", "none")
+SCALINGS = ("poisson", "robust", "standard", "none")
+
+
+class BinningCropWarning(UserWarning):
+    """The map size is not a multiple of the bin factor; edge rows/columns were dropped."""
+
+
+def _as_array(signal):
+    return signal.data if hasattr(signal, "data") else signal
+
+
+def bin_navigation(data, factor=2):
+    """Sum ``factor`` × ``factor`` blocks of pixels of a (rows, cols, channels) array.
+
+    Hand-written (a reshape and a sum) because it works the same on NumPy and Dask arrays and
+    crops instead of failing when the size is not a multiple of ``factor``.
+
+    Parameters
+    ----------
+    data : (rows, cols, channels) array, or a HyperSpy signal (its ``.data`` is used)
+    factor : int ≥ 1
+
+    Returns
+    -------
+    binned : (rows // factor, cols // factor, channels) array of float32 sums
+    cropped_shape : (rows', cols') the part of the original map that was used
+    """
+    data = _as_array(data)
+    if data.ndim != 3:
+        raise DataError(f"Expected a spectrum image with 2 navigation axes and 1 energy axis, "
+                        f"got an array of shape {data.shape}: load a 2-D EDS map.")
+    if isinstance(factor, (bool, np.bool_)) or not isinstance(factor, (int, np.integer)) \
+            or factor < 1:
+        raise ParameterError(f"BIN_FACTOR must be a positive integer, got {factor!r}: use 1 "
+                             "(no binning) or 2 (the paper's choice).")
+    r, c, ch = data.shape
+    if factor > min(r, c):
+        raise ParameterError(f"BIN_FACTOR={factor} is larger than the map ({r}x{c}): use a "
+                             "smaller factor.")
+    r2, c2 = (r // factor) * factor, (c // factor) * factor
+    if (r2, c2) != (r, c):
+        warnings.warn(f"Map of {r}x{c} pixels is not a multiple of BIN_FACTOR={factor}: the last "
+                      f"{r - r2} row(s) and {c - c2} column(s) are dropped (label -1).",
+                      BinningCropWarning, stacklevel=2)
+    d = data[:r2, :c2]
+    if factor == 1:
+        out = d.astype(np.float32)
+    else:
+        out = d.reshape(r2 // factor, factor, c2 // factor, factor, ch).astype(np.float32)
+        out = out.sum(axis=(1, 3))
+    if hasattr(out, "compute"):
+        out = out.compute()
+    return np.asarray(out, dtype=np.float32), (r2, c2)
+
+
+def upsample_labels(labels_binned, factor, original_shape, fill=-1):
+    """Labels of a binned grid back on the original (rows, cols) grid.
+
+    Each binned pixel's label is copied to its ``factor`` × ``factor`` block; rows/columns that
+    binning cropped get ``fill`` (-1, unassigned). Works for extra trailing axes too
+    (e.g. probabilities of shape (rows_b, cols_b, k)).
+    """
+    lab = np.asarray(labels_binned)
+    up = np.repeat(np.repeat(lab, factor, axis=0), factor, axis=1)
+    out = np.full(tuple(original_shape[:2]) + lab.shape[2:], fill, dtype=up.dtype)
+    out[:up.shape[0], :up.shape[1]] = up
+    return out
+
+
+def energy_axis(signal):
+    """Energies (keV) of the channels of a HyperSpy EDS signal."""
+    ax = signal.axes_manager.signal_axes[0]
+    return np.asarray(ax.axis, dtype=float)
+
+
+def signal_elements(signal):
+    """Element symbols recorded in a signal's metadata (``Sample.elements``)."""
+    try:
+        return list(signal.metadata.Sample.elements)
+    except AttributeError:
+        return []
+
+
+def useful_energy_range(signal, elements=None, margin_fwhm=3.0, min_energy=0.2):
+    """Energy range (keV) that can hold signal from the elements' X-ray lines.
+
+    From ``margin_fwhm`` peak widths below the lowest line (with weight ≥ 0.1, above
+    ``min_energy``, below the beam energy) to the same margin above the highest line, clipped to
+    the recorded axis. Without known elements the whole axis above ``min_energy`` is used.
+
+    Returns
+    -------
+    (lo, hi) in keV
+    """
+    from .plotting import xray_line_positions
+    e = energy_axis(signal)
+    elements = list(elements) if elements else signal_elements(signal)
+    try:
+        beam = float(signal.metadata.Acquisition_instrument.TEM.beam_energy)
+    except AttributeError:
+        beam = None
+    try:
+        fwhm_mn = float(signal.metadata.Acquisition_instrument.TEM.Detector.EDS.
+                        energy_resolution_MnKa) / 1000.0
+    except AttributeError:
+        fwhm_mn = 0.13
+    lines = xray_line_positions(elements, beam, (min_energy, e[-1]), min_weight=0.1)
+    if not lines:
+        return float(max(e[0], min_energy)), float(e[-1])
+    lo_line, hi_line = min(lines.values()), max(lines.values())
+    # FWHM grows with energy (Fano law); sqrt scaling from Mn Ka is good enough for a margin
+    fw = lambda en: np.sqrt(fwhm_mn ** 2 + 2.5e-3 * 3.8 * (en - 5.895))  # noqa: E731
+    lo = lo_line - margin_fwhm * fw(max(lo_line, 0.3))
+    hi = hi_line + margin_fwhm * fw(hi_line)
+    return float(max(lo, e[0], min_energy)), float(min(hi, e[-1]))
+
+
+def energy_slice(signal, energy_range):
+    """Slice of channel indices covering ``energy_range`` (keV)."""
+    e = energy_axis(signal)
+    lo, hi = energy_range
+    if not hi > lo:
+        raise ParameterError(f"Energy range {energy_range} is empty: give (low, high) in keV with "
+                             "low < high.")
+    i0 = int(np.searchsorted(e, lo, side="left"))
+    i1 = int(np.searchsorted(e, hi, side="right"))
+    if i1 - i0 < 2:
+        raise ParameterError(f"Energy range {lo:.2f}-{hi:.2f} keV holds fewer than 2 channels of "
+                             f"the recorded {e[0]:.2f}-{e[-1]:.2f} keV: widen it.")
+    return slice(i0, i1)
+
+
+def total_counts(counts):
+    """Total counts per pixel (sum over the last axis)."""
+    return np.asarray(counts, dtype=float).sum(axis=-1)
+
+
+def normalize_features(counts, method="total"):
+    """Per-pixel normalisation of a (pixels, channels) count matrix.
+
+    ``"total"``: divide each row by its total counts (empty rows stay zero), so the features
+    are spectral *shape* and do not depend on thickness. ``"none"``: counts as they are.
+    """
+    X = np.asarray(counts, dtype=np.float64)
+    if method == "none" or method is None:
+        return X.copy()
+    if method == "total":
+        tot = X.sum(axis=1, keepdims=True)
+        return np.divide(X, tot, out=np.zeros_like(X), where=tot > 0)
+    raise ParameterError(f"Unknown normalization {method!r}: use one of {NORMALIZATIONS}.")
+
+
+def scale_features(X, method="poisson", fit_mask=None):
+    """Centre and scale each channel; the scaler is fitted on ``fit_mask`` rows only.
+
+    Parameters
+    ----------
+    X : (pixels, channels) array
+    method : {"poisson", "robust", "standard", "none"}
+        ``"poisson"``: (x - mean) / sqrt(mean) per channel, which makes Poisson noise about
+        equally large in every channel; ``"robust"``: scikit-learn ``RobustScaler`` (the
+        paper's choice); ``"standard"``: ``StandardScaler``; ``"none"``: centring only.
+    fit_mask : (pixels,) bool, optional
+        Rows used to fit the scaler (sample pixels, not vacuum).
+
+    Returns
+    -------
+    (pixels, channels) float array
+    """
+    X = np.asarray(X, dtype=np.float64)
+    fit = X if fit_mask is None else X[np.asarray(fit_mask, bool)]
+    if fit.shape[0] == 0:
+        raise DataError("No pixels left to fit the scaler (everything is masked as vacuum): "
+                        "check the mask or the data.")
+    if method == "poisson":
+        mu = fit.mean(axis=0)
+        floor = max(float(mu[mu > 0].mean()) * 1e-3, 1e-12) if np.any(mu > 0) else 1.0
+        return (X - mu) / np.sqrt(np.maximum(mu, floor))
+    if method == "robust":
+        from sklearn.preprocessing import RobustScaler
+        return RobustScaler().fit(fit).transform(X)
+    if method == "standard":
+        from sklearn.preprocessing import StandardScaler
+        return StandardScaler().fit(fit).transform(X)
+    if method == "none" or method is None:
+        return X - fit.mean(axis=0)
+    raise ParameterError(f"Unknown scaling {method!r}: use one of {SCALINGS}.")
+
+
+def check_counts(data):
+    """Raise :class:`DataError` for empty, all-zero, negative or non-finite data."""
+    arr = np.asarray(data)
+    if arr.size == 0:
+        raise DataError("The spectrum image is empty: check the file.")
+    if np.issubdtype(arr.dtype, np.floating) and not np.all(np.isfinite(arr)):
+        raise DataError("The spectrum image contains NaN or infinite values: remove or repair "
+                        "those pixels before clustering.")
+    if arr.min() < 0:
+        raise DataError("The spectrum image contains negative counts: EDS counts cannot be "
+                        "negative; was a background subtracted already? Use raw counts.")
+    if not np.any(arr):
+        raise DataError("The spectrum image is all zeros: check the file or the acquisition.")
+
+
+def prepare(signal, bin_factor=2, energy_range=None):
+    """Binned count matrix of the useful energy range.
+
+    Parameters
+    ----------
+    signal : HyperSpy EDS spectrum image (rows, cols | channels) or (rows, cols, channels) array
+    bin_factor : int
+    energy_range : (lo, hi) keV or None for :func:`useful_energy_range`
+
+    Returns
+    -------
+    dict with ``counts`` (pixels, channels) float32 binned counts of the cropped range,
+    ``binned_shape`` (rows_b, cols_b), ``original_shape`` (rows, cols), ``energy`` (keV of the
+    kept channels), ``energy_range``, ``bin_factor``.
+    """
+    data = _as_array(signal)
+    if hasattr(signal, "axes_manager"):
+        er = useful_energy_range(signal) if energy_range is None else tuple(energy_range)
+        sl = energy_slice(signal, er)
+        energy = energy_axis(signal)[sl]
+    else:
+        sl = slice(None)
+        energy = np.arange(data.shape[-1], dtype=float)
+        er = (float(energy[0]), float(energy[-1]))
+    sub = data[..., sl]
+    binned, _ = bin_navigation(sub, bin_factor)
+    check_counts(binned)
+    rb, cb, ch = binned.shape
+    return {"counts": binned.reshape(rb * cb, ch), "binned_shape": (rb, cb),
+            "original_shape": tuple(data.shape[:2]), "energy": energy,
+            "energy_range": (float(er[0]), float(er[1])), "bin_factor": int(bin_factor)}
+
+
+def make_features(counts, normalization="total", scaling="poisson", fit_mask=None):
+    """Features for clustering: per-pixel normalisation then per-channel scaling.
+
+    See :func:`normalize_features` and :func:`scale_features`.
+    """
+    return scale_features(normalize_features(counts, normalization), scaling, fit_mask)
