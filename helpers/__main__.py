@@ -1,0 +1,138 @@
+"""Command line: ``python -m helpers run|make-demo|notebooks|versions``.
+
+    python -m helpers run demo:hea6 data/my_map.emd --out runs/today -p N_CLUSTERS 3 --jobs 2
+    python -m helpers make-demo [--out data/demo]
+    python -m helpers notebooks          # re-execute notebooks/NN_*.ipynb in place (make notebooks)
+    python -m helpers versions
+
+Bad input is reported as one line (no traceback unless ``--debug``) with exit status 2.
+"""
+from __future__ import annotations
+
+import argparse
+import sys
+import traceback
+from pathlib import Path
+
+
+def _parser():
+    p = argparse.ArgumentParser(prog="python -m helpers",
+                                description="STEM-EDX high-entropy-material analysis suite.")
+    sub = p.add_subparsers(dest="command", required=True)
+
+    r = sub.add_parser(
+        "run", help="run every numbered notebook headless on one or more inputs",
+        description="Run notebooks/NN_*.ipynb in order on each INPUT through papermill. "
+                    "Results go to OUT/<name>/{notebooks,figures,results}.",
+        epilog="INPUT is a file path or a demo name: demo:hea6, demo:hea7, demo:hea7_coreshell, "
+               "optionally with options, e.g. 'demo:hea6?size=96&dose=40&seed=0' (quote it). "
+               "Exit status: 0 all inputs ok, 2 bad input, 1 other failure.")
+    r.add_argument("inputs", nargs="+", metavar="INPUT")
+    r.add_argument("--out", required=True, metavar="DIR", help="run folder (created if missing)")
+    r.add_argument("--elements", nargs="+", metavar="E",
+                   help="element symbols, e.g. --elements Cu Zn Sn S (default: from the file)")
+    r.add_argument("--beam-energy", type=float, metavar="KV",
+                   help="beam energy in kV (default: from the file)")
+    r.add_argument("--kfactors", metavar="FILE",
+                   help="k-factor CSV (element,line,k_factor,k_factor_err) replacing the "
+                        "package's table for the elements it lists")
+    r.add_argument("-p", "--parameter", nargs=2, action="append", default=[],
+                   metavar=("NAME", "VALUE"),
+                   help="any notebook parameter, e.g. -p N_CLUSTERS 3 (value parsed as a Python "
+                        "literal when possible); repeatable")
+    r.add_argument("--jobs", type=int, default=1, metavar="N", help="inputs run in parallel")
+    r.add_argument("--overwrite", action="store_true",
+                   help="replace existing OUT/<name> folders (otherwise refused)")
+    r.add_argument("--notebooks", metavar="FOLDER",
+                   help="folder of the NN_*.ipynb notebooks (default: the project's notebooks/)")
+    r.add_argument("--debug", action="store_true", help="show full tracebacks")
+
+    d = sub.add_parser("make-demo", help="write the simulated demo data sets with ground truth")
+    d.add_argument("--out", default="data/demo", metavar="DIR")
+    d.add_argument("--debug", action="store_true")
+
+    n = sub.add_parser("notebooks", help="re-execute notebooks/NN_*.ipynb in place on their "
+                                         "default parameters (fresh outputs for nbval)")
+    n.add_argument("--notebooks", metavar="FOLDER")
+    n.add_argument("--debug", action="store_true")
+
+    v = sub.add_parser("versions", help="print the versions of the packages in use")
+    v.add_argument("--debug", action="store_true")
+    return p
+
+
+def _run(args):
+    from . import runner
+
+    results = runner.run(args.inputs, args.out, elements=args.elements,
+                         beam_energy=args.beam_energy, kfactors=args.kfactors,
+                         params=args.parameter, notebooks_dir=args.notebooks, jobs=args.jobs,
+                         overwrite=args.overwrite, debug=args.debug)
+    print()
+    print(runner.format_table(results))
+    failed = [r for r in results if r["status"] != "ok"]
+    for r in failed:
+        print(f"FAILED {r['name']} ({r['input']}): {r['message']}", file=sys.stderr)
+        if args.debug and r.get("traceback"):
+            print(r["traceback"], file=sys.stderr)
+        if r["folder"].endswith(".failed"):
+            print(f"       partial run kept in {r['folder']}", file=sys.stderr)
+    return runner.exit_code(results)
+
+
+def _make_demo(args):
+    import importlib
+    import importlib.util
+
+    simulate = (importlib.import_module("helpers.simulate")
+                if importlib.util.find_spec("helpers.simulate") else None)
+    write_demo_data = getattr(simulate, "write_demo_data", None)
+    if write_demo_data is None:
+        print("make-demo: helpers.simulate.write_demo_data is not available yet; no demo files "
+              "written (demo:NAME inputs are simulated on the fly).", file=sys.stderr)
+        return 0
+    folder = Path(args.out)
+    write_demo_data(folder)
+    print(f"demo data written to {folder}/")
+    return 0
+
+
+def _notebooks(args):
+    from . import runner
+
+    report = runner.execute_in_place(args.notebooks)
+    bad = [r for r in report if r[1] != "ok"]
+    for name, status, _ in bad:
+        print(f"FAILED {name}: {status} (left unchanged)", file=sys.stderr)
+    return 1 if bad else 0
+
+
+def _versions(args):
+    import helpers
+
+    helpers.show_versions()
+    return 0
+
+
+def main(argv=None):
+    """Entry point; returns the exit status."""
+    args = _parser().parse_args(argv)
+    from .errors import HEAError
+
+    command = {"run": _run, "make-demo": _make_demo, "notebooks": _notebooks,
+               "versions": _versions}[args.command]
+    try:
+        return command(args)
+    except HEAError as exc:
+        if args.debug:
+            traceback.print_exc()
+        print(f"error: {type(exc).__name__}: {exc}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print("interrupted: finished inputs are in place; unfinished ones left no results.",
+              file=sys.stderr)
+        return 130
+
+
+if __name__ == "__main__":
+    sys.exit(main())

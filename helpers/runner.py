@@ -1,0 +1,688 @@
+"""Headless batch runner: every numbered notebook, through papermill, for one or more inputs.
+
+``python -m helpers run INPUT [INPUT ...] --out DIR`` executes ``notebooks/NN_*.ipynb`` in order
+for each input with the common parameters injected (``DATA``, ``ELEMENTS``, ``BEAM_ENERGY``,
+``KFACTORS``, ``OUTPUT_DIR`` and any ``-p NAME VALUE``), and leaves for each input::
+
+    DIR/<name>/notebooks/   the executed notebooks (open them to see every figure and number)
+    DIR/<name>/figures/     figures saved by the notebooks
+    DIR/<name>/results/     labels_workflow1.npy, labels_workflow2.npy, compositions.csv,
+                            entropy.csv (written by the notebooks) and summary.json (by the runner)
+
+Safety rules: inputs are only read; an existing ``DIR/<name>`` is replaced only with
+``overwrite=True``; each input is executed into a hidden sibling folder and moved into place at the
+end, so an interrupted or failed run never touches earlier results (a failed one is kept as
+``DIR/<name>.failed`` for inspection). Inputs are independent: one failing input is reported and the
+others finish.
+"""
+from __future__ import annotations
+
+import ast
+import csv
+import functools
+import json
+import os
+import re
+import shutil
+import sys
+import time
+import traceback
+from concurrent.futures import ProcessPoolExecutor
+from datetime import datetime, timezone
+from multiprocessing import get_context
+from pathlib import Path
+
+from .errors import HEAError, InputFileError, OutputError, ParameterError
+
+PROJECT_ROOT = Path(__file__).resolve().parent.parent
+DEFAULT_NOTEBOOKS = PROJECT_ROOT / "notebooks"
+NOTEBOOK_GLOB = "[0-9][0-9]_*.ipynb"
+STANDARD_PARAMETERS = ("DATA", "ELEMENTS", "BEAM_ENERGY", "KFACTORS", "OUTPUT_DIR")
+LABEL_FILES = ("labels_workflow1.npy", "labels_workflow2.npy")
+CSV_SCHEMAS = {
+    "compositions.csv": ["workflow", "cluster", "n_pixels", "element", "at_percent",
+                         "at_percent_err"],
+    "entropy.csv": ["workflow", "cluster", "s_conf_R", "s_conf_R_err", "metal_to_sulfur"],
+}
+RESULT_FILES = LABEL_FILES + tuple(CSV_SCHEMAS)
+_DEMO = re.compile(r"^demo:([A-Za-z0-9_]+)(?:\?(.*))?$")
+
+
+# --------------------------------------------------------------------------- notebooks
+
+def find_notebooks(folder=None):
+    """Return the numbered notebooks ``NN_*.ipynb`` of ``folder`` in execution order.
+
+    Parameters
+    ----------
+    folder : str or Path, optional
+        Folder holding the notebooks; default the project's ``notebooks/``.
+
+    Returns
+    -------
+    list of Path
+    """
+    folder = Path(folder) if folder is not None else DEFAULT_NOTEBOOKS
+    if not folder.is_dir():
+        raise InputFileError(f"Notebook folder {folder} does not exist: pass --notebooks with the "
+                             "folder holding the NN_*.ipynb notebooks.")
+    return sorted(folder.glob(NOTEBOOK_GLOB))
+
+
+def declared_parameters(notebook):
+    """Names and default values assigned in a notebook's cell tagged ``parameters``.
+
+    Parameters
+    ----------
+    notebook : str or Path
+        An ``.ipynb`` file.
+
+    Returns
+    -------
+    dict or None
+        ``{NAME: default}`` (defaults that are Python literals are evaluated, others kept as
+        their source text); None when the notebook has no ``parameters`` cell.
+    """
+    nb = json.loads(Path(notebook).read_text(encoding="utf-8"))
+    for cell in nb.get("cells", []):
+        if "parameters" not in cell.get("metadata", {}).get("tags", []):
+            continue
+        source = "".join(cell.get("source", ""))
+        found = {}
+        try:
+            tree = ast.parse(source)
+        except SyntaxError:  # e.g. a line magic in the cell: fall back to simple assignments
+            for m in re.finditer(r"^([A-Za-z_]\w*)\s*=\s*(.+?)\s*(?:#.*)?$", source, re.M):
+                found[m.group(1)] = parse_value(m.group(2))
+            return found
+        for node in tree.body:
+            targets = (node.targets if isinstance(node, ast.Assign)
+                       else [node.target] if isinstance(node, ast.AnnAssign) else [])
+            for target in targets:
+                if isinstance(target, ast.Name) and node.value is not None:
+                    text = ast.get_source_segment(source, node.value)
+                    found[target.id] = parse_value(text)
+        return found
+    return None
+
+
+def parse_value(text):
+    """A command-line or notebook value as a Python literal when it is one, else the string.
+
+    ``"3"`` -> 3, ``"None"`` -> None, ``"['Fe', 'Co']"`` -> list, ``"pca"`` -> ``"pca"``.
+    """
+    try:
+        return ast.literal_eval(text)
+    except (ValueError, SyntaxError, TypeError, MemoryError, RecursionError):
+        return text
+
+
+# --------------------------------------------------------------------------- inputs
+
+def input_name(spec):
+    """Folder name of an input: the file stem, or the demo name plus its options.
+
+    ``"demo:hea6"`` -> ``"hea6"``; ``"demo:hea6?size=96&dose=40"`` -> ``"hea6_size96_dose40"``;
+    ``"/data/map_01.emd"`` -> ``"map_01"``.
+    """
+    m = _DEMO.match(spec)
+    if m:
+        name = m.group(1)
+        for part in filter(None, (m.group(2) or "").split("&")):
+            key, _, value = part.partition("=")
+            name += f"_{key}{value}"
+    else:
+        name = Path(spec).stem
+    return re.sub(r"[^A-Za-z0-9_.+-]", "_", name) or "input"
+
+
+def unique_names(specs):
+    """Input names made unique by appending ``_2``, ``_3``... to repeats, in input order."""
+    names, seen = [], {}
+    for spec in specs:
+        base = input_name(spec)
+        seen[base] = seen.get(base, 0) + 1
+        names.append(base if seen[base] == 1 else f"{base}_{seen[base]}")
+    return names
+
+
+def resolve_input(spec):
+    """The value given to the notebooks' ``DATA``: an absolute path, or the demo spec unchanged.
+
+    Raises
+    ------
+    InputFileError
+        When a path does not exist or is a folder.
+    """
+    if spec.startswith("demo:"):
+        if not _DEMO.match(spec):
+            raise InputFileError(f"Bad demo name {spec!r}: write it as demo:NAME or "
+                                 "demo:NAME?size=96&dose=40&seed=0 (e.g. demo:hea6).")
+        return spec
+    path = Path(spec).expanduser()
+    if not path.exists():
+        raise InputFileError(f"Input file {spec} does not exist: check the path, or use a demo "
+                             "name such as demo:hea6.")
+    if path.is_dir():
+        raise InputFileError(f"Input {spec} is a folder: give the spectrum-image file itself "
+                             "(.emd, .bcf, .hspy, ...).")
+    return str(path.resolve())
+
+
+# --------------------------------------------------------------------------- kernel
+
+@functools.lru_cache(maxsize=None)
+def _kernel_manager_class(stderr_log=None):
+    """A jupyter_client kernel manager that always starts ipykernel in *this* interpreter.
+
+    Hand-written because a kernelspec found on the Jupyter path (e.g. a user-level ``python3``
+    pointing at another Python) could otherwise run the notebooks outside the project's venv.
+    The kernel process's own stderr (start-up warnings, crashes; not cell output) is appended to
+    ``stderr_log`` when given, instead of cluttering the terminal.
+    """
+    import ipykernel.kernelspec
+    from jupyter_client import AsyncKernelManager
+    from jupyter_client.kernelspec import KernelSpec, KernelSpecManager
+    from traitlets import default
+
+    class CurrentPythonKernelSpecManager(KernelSpecManager):
+        def get_kernel_spec(self, kernel_name):
+            return KernelSpec(resource_dir=ipykernel.kernelspec.RESOURCES,
+                              **ipykernel.kernelspec.get_kernel_dict())
+
+    class CurrentPythonKernelManager(AsyncKernelManager):
+        @default("kernel_spec_manager")
+        def _default_ksm(self):
+            return CurrentPythonKernelSpecManager(data_dir=self.data_dir)
+
+        async def start_kernel(self, **kw):
+            if stderr_log is not None:
+                with open(stderr_log, "ab") as log:  # Popen duplicates the descriptor
+                    kw.setdefault("stderr", log)
+                    return await super().start_kernel(**kw)
+            return await super().start_kernel(**kw)
+
+    return CurrentPythonKernelManager
+
+
+def _kernel_environment():
+    """Environment for kernels: the project root on PYTHONPATH so ``import helpers`` works even
+    when the package is not pip-installed, and a non-interactive matplotlib backend fallback."""
+    env = dict(os.environ)
+    parts = [str(PROJECT_ROOT)] + [p for p in env.get("PYTHONPATH", "").split(os.pathsep) if p]
+    env["PYTHONPATH"] = os.pathsep.join(dict.fromkeys(parts))
+    return env
+
+
+def execute_notebook(source, target, parameters=None, cwd=None, timeout=None, kernel_log=None):
+    """Execute one notebook with papermill in the current interpreter's kernel.
+
+    Parameters
+    ----------
+    source, target : str or Path
+        Notebook to run, and where to write the executed copy (written as cells complete).
+    parameters : dict, optional
+        Values injected after the ``parameters`` cell.
+    cwd : str or Path, optional
+        Working directory of the kernel; default the source notebook's folder, so relative
+        paths behave as in JupyterLab.
+    timeout : float, optional
+        Seconds allowed per cell (default: no limit).
+    kernel_log : str or Path, optional
+        File that receives the kernel process's own stderr (default: the terminal).
+
+    Raises
+    ------
+    papermill.exceptions.PapermillExecutionError
+        When a cell raises; ``ename``/``evalue`` carry the notebook's exception.
+    """
+    import papermill
+
+    old_env = dict(os.environ)
+    os.environ.update(_kernel_environment())
+    try:
+        return papermill.execute_notebook(
+            str(source), str(target), parameters=parameters or {}, kernel_name="python3",
+            language="python",
+            cwd=str(cwd or Path(source).parent), progress_bar=False, log_output=False,
+            execution_timeout=timeout,
+            kernel_manager_class=_kernel_manager_class(str(kernel_log) if kernel_log else None))
+    finally:
+        os.environ.clear()
+        os.environ.update(old_env)
+
+
+# --------------------------------------------------------------------------- results
+
+def check_results(results_dir):
+    """Check the results files against the output contract and compare the two workflows.
+
+    Parameters
+    ----------
+    results_dir : str or Path
+        ``DIR/<name>/results``.
+
+    Returns
+    -------
+    dict
+        ``files`` (name -> "ok" / "missing" / what is wrong), ``problems`` (list of str),
+        ``n_clusters`` per workflow, ``navigation_shape``, and ``ari`` (adjusted Rand index
+        between the workflows over all pixels, noise -1 counted as a label) and
+        ``ari_assigned`` (over pixels that neither workflow calls noise), when both labels exist.
+    """
+    import numpy as np
+
+    results_dir = Path(results_dir)
+    files, problems, labels, info = {}, [], {}, {}
+    for name in LABEL_FILES:
+        path = results_dir / name
+        if not path.exists():
+            files[name] = "missing"
+            continue
+        try:
+            arr = np.load(path, allow_pickle=False)
+        except Exception as exc:  # a corrupt file is reported, not raised
+            files[name] = f"unreadable ({exc})"
+            continue
+        if arr.ndim != 2 or not np.issubdtype(arr.dtype, np.integer) or (arr.size and arr.min() < -1):
+            files[name] = (f"must be a 2-D integer array >= -1, got {arr.dtype} "
+                           f"shape {arr.shape}")
+            continue
+        files[name] = "ok"
+        labels[name] = arr
+        info.setdefault("n_clusters", {})[f"workflow{name[-5]}"] = int(len(np.unique(arr[arr >= 0])))
+        info["navigation_shape"] = list(arr.shape)
+    for name, columns in CSV_SCHEMAS.items():
+        path = results_dir / name
+        if not path.exists():
+            files[name] = "missing"
+            continue
+        with open(path, newline="", encoding="utf-8") as f:
+            header = next(csv.reader(f), [])
+        files[name] = "ok" if header == columns else (
+            f"columns {','.join(header)} (expected {','.join(columns)})")
+    if len(labels) == 2:
+        l1, l2 = (labels[n] for n in LABEL_FILES)
+        if l1.shape != l2.shape:
+            problems.append(f"labels files differ in shape: {l1.shape} vs {l2.shape}")
+        else:
+            from sklearn.metrics import adjusted_rand_score
+
+            info["ari"] = float(adjusted_rand_score(l1.ravel(), l2.ravel()))
+            both = (l1 >= 0) & (l2 >= 0)
+            info["ari_assigned"] = (float(adjusted_rand_score(l1[both], l2[both]))
+                                    if both.any() else None)
+    problems += [f"{n}: {state}" for n, state in files.items() if state != "ok"]
+    return {"files": files, "problems": problems, **info}
+
+
+# --------------------------------------------------------------------------- one input
+
+def _declared_by_notebook(notebooks):
+    return {nb.name: declared_parameters(nb) for nb in notebooks}
+
+
+def _hea_error_names():
+    from . import errors
+
+    names, todo = set(), [errors.HEAError]
+    while todo:
+        cls = todo.pop()
+        names.add(cls.__name__)
+        todo += cls.__subclasses__()
+    return names
+
+
+def run_input(spec, name, out, notebooks, injected, overwrite=False, debug=False, versions=None):
+    """Run every notebook on one input; never raises (the outcome is in the returned dict).
+
+    Parameters
+    ----------
+    spec : str
+        The input as given (path or demo name).
+    name : str
+        Its folder name under ``out``.
+    out : Path
+        The run folder.
+    notebooks : list of Path
+        Notebooks to execute in order.
+    injected : dict
+        Parameters for every notebook (``DATA`` and ``OUTPUT_DIR`` are added here); each notebook
+        receives only the names its ``parameters`` cell declares.
+    overwrite : bool
+        Replace an existing ``out/name``.
+    debug : bool
+        Keep full tracebacks in the result.
+    versions : dict, optional
+        Package versions for summary.json (default ``helpers.show_versions``).
+
+    Returns
+    -------
+    dict
+        ``name``, ``input``, ``status`` ("ok" / "failed"), ``kind`` ("input" for a HEAError,
+        "error" otherwise), ``message``, ``seconds``, ``folder``, ``problems``, ``ari``.
+    """
+    out = Path(out)
+    final = out / name
+    staging = out / f".{name}.tmp-{os.getpid()}-{int(time.time() * 1000)}"
+    result = {"name": name, "input": spec, "status": "failed", "kind": "error", "message": "",
+              "seconds": 0.0, "folder": str(final), "problems": [], "ari": None}
+    t0 = time.perf_counter()
+    stage_seconds = {}
+    failed_nb = None
+    try:
+        data = resolve_input(spec)
+        if final.exists() and not overwrite:
+            raise OutputError(f"Run folder {final} already exists: pass --overwrite to replace it "
+                              "or choose another --out.")
+        for sub in ("notebooks", "figures", "results"):
+            (staging / sub).mkdir(parents=True, exist_ok=True)
+        params = dict(injected, DATA=data, OUTPUT_DIR=str(staging))
+        declared = _declared_by_notebook(notebooks)
+        effective = {}
+        for nb in notebooks:
+            names = declared[nb.name]
+            mine = params if names is None else {k: v for k, v in params.items() if k in names}
+            effective[nb.stem] = {**(names or {}), **mine}
+            if "OUTPUT_DIR" in effective[nb.stem]:
+                effective[nb.stem]["OUTPUT_DIR"] = str(final)
+            target = staging / "notebooks" / nb.name
+            print(f"[{name}] {nb.name} ...", flush=True)
+            t = time.perf_counter()
+            failed_nb = nb.name
+            execute_notebook(nb, target, parameters=mine, cwd=nb.parent,
+                             kernel_log=staging / "kernel.log")
+            failed_nb = None
+            stage_seconds[nb.stem] = round(time.perf_counter() - t, 2)
+            print(f"[{name}] {nb.name} done in {stage_seconds[nb.stem]:.1f} s", flush=True)
+            _point_injected_cell_at(target, staging, final)
+        check = check_results(staging / "results")
+        result["problems"] = check["problems"]
+        result["ari"] = check.get("ari")
+        summary = {
+            "name": name,
+            "input": spec,
+            "data": data,
+            "notebooks": [nb.name for nb in notebooks],
+            "parameters": {k: _jsonable(v) for k, v in effective.items()},
+            "injected": {k: _jsonable(v) for k, v in dict(params, OUTPUT_DIR=str(final)).items()},
+            "versions": versions if versions is not None else _versions(),
+            "seconds": stage_seconds,
+            "seconds_total": round(time.perf_counter() - t0, 2),
+            "finished": datetime.now(timezone.utc).isoformat(timespec="seconds"),
+            **check,
+        }
+        (staging / "results" / "summary.json").write_text(json.dumps(summary, indent=2) + "\n",
+                                                          encoding="utf-8")
+        _move_into_place(staging, final)
+        result.update(status="ok", kind="", message="")
+    except BaseException as exc:  # noqa: BLE001 - every failure is reported per input
+        result.update(_describe_failure(exc, failed_nb, debug))
+        if staging.exists():
+            failed_dir = out / f"{name}.failed"
+            shutil.rmtree(failed_dir, ignore_errors=True)
+            try:
+                staging.rename(failed_dir)
+                result["folder"] = str(failed_dir)
+            except OSError:
+                pass
+        if isinstance(exc, KeyboardInterrupt):
+            raise
+    finally:
+        result["seconds"] = round(time.perf_counter() - t0, 1)
+        result["stage_seconds"] = stage_seconds
+    return result
+
+
+def _describe_failure(exc, notebook, debug):
+    from papermill.exceptions import PapermillExecutionError
+
+    where = f" (in {notebook})" if notebook else ""
+    if isinstance(exc, PapermillExecutionError):
+        kind = "input" if exc.ename in _hea_error_names() else "error"
+        message = f"{exc.ename}: {exc.evalue}{where}"
+        tb = str(exc)
+    elif isinstance(exc, HEAError):
+        kind, message, tb = "input", f"{type(exc).__name__}: {exc}", traceback.format_exc()
+    elif isinstance(exc, KeyboardInterrupt):
+        kind, message, tb = "error", f"interrupted{where}", ""
+    else:
+        kind = "error"
+        message = f"{type(exc).__name__}: {exc}{where}"
+        tb = traceback.format_exc()
+    return {"kind": kind, "message": " ".join(message.split()), **({"traceback": tb} if debug else {})}
+
+
+def _point_injected_cell_at(notebook, staging, final):
+    """Rewrite the staging path in the executed notebook's injected-parameters cell to the final
+    folder, so re-running that notebook writes where its results now live."""
+    nb = json.loads(notebook.read_text(encoding="utf-8"))
+    changed = False
+    for cell in nb.get("cells", []):
+        if "injected-parameters" in cell.get("metadata", {}).get("tags", []):
+            src = "".join(cell.get("source", ""))
+            new = src.replace(repr(str(staging)), repr(str(final)))
+            changed |= new != src
+            cell["source"] = new
+    if changed:
+        notebook.write_text(json.dumps(nb, indent=1, ensure_ascii=False) + "\n", encoding="utf-8")
+
+
+def _move_into_place(staging, final):
+    """Swap the finished staging folder in; the old folder is removed only after the swap."""
+    old = None
+    if final.exists():
+        old = final.with_name(f".{final.name}.old-{os.getpid()}")
+        shutil.rmtree(old, ignore_errors=True)
+        final.rename(old)
+    staging.rename(final)
+    if old is not None:
+        shutil.rmtree(old, ignore_errors=True)
+
+
+def _jsonable(value):
+    try:
+        json.dumps(value)
+        return value
+    except TypeError:
+        return repr(value)
+
+
+def _versions():
+    import helpers
+
+    return helpers.show_versions(print_out=False)
+
+
+# --------------------------------------------------------------------------- whole run
+
+def prepare_output(out):
+    """Create the run folder if needed and prove it is writable.
+
+    Raises
+    ------
+    OutputError
+        When the folder cannot be created or written.
+    """
+    out = Path(out).expanduser()
+    try:
+        out.mkdir(parents=True, exist_ok=True)
+        probe = out / f".write-test-{os.getpid()}"
+        probe.write_text("")
+        probe.unlink()
+    except OSError as exc:
+        raise OutputError(f"Cannot write to output folder {out} ({exc.strerror or exc}): choose "
+                          "another --out or fix its permissions.") from None
+    return out.resolve()
+
+
+def build_parameters(notebooks, elements=None, beam_energy=None, kfactors=None, params=None):
+    """The parameters to inject, checked against what the notebooks declare.
+
+    Parameters
+    ----------
+    notebooks : list of Path
+    elements : list of str, optional
+    beam_energy : float, optional
+    kfactors : str or Path, optional
+        k-factor CSV; validated here (KFactorError when unreadable).
+    params : dict or list of (str, str), optional
+        Extra ``NAME: value`` pairs; string values are parsed as Python literals when possible.
+
+    Raises
+    ------
+    ParameterError
+        When a name is declared by no notebook (papermill would silently ignore it).
+    """
+    injected = {}
+    if elements:
+        injected["ELEMENTS"] = [e for item in elements for e in str(item).replace(",", " ").split()]
+    if beam_energy is not None:
+        injected["BEAM_ENERGY"] = float(beam_energy)
+    if kfactors is not None:
+        from .kfactors import read_kfactor_csv
+
+        read_kfactor_csv(kfactors)  # raises KFactorError with the fix
+        injected["KFACTORS"] = str(Path(kfactors).expanduser().resolve())
+    items = params.items() if isinstance(params, dict) else (params or [])
+    for key, value in items:
+        injected[key] = parse_value(value) if isinstance(value, str) else value
+    known = set()
+    for declared in _declared_by_notebook(notebooks).values():
+        known |= set(declared or {})
+    unknown = [k for k in injected if k not in known]
+    if unknown and notebooks:
+        raise ParameterError(
+            f"Unknown parameter {', '.join(unknown)}: no notebook declares it. Known names: "
+            f"{', '.join(sorted(known)) or '(none)'}.")
+    return injected
+
+
+def run(inputs, out, elements=None, beam_energy=None, kfactors=None, params=None,
+        notebooks_dir=None, jobs=1, overwrite=False, debug=False):
+    """Run the notebook suite on several inputs, each independently.
+
+    Parameters
+    ----------
+    inputs : list of str
+        File paths or demo names (``demo:hea6?size=96``).
+    out : str or Path
+        Run folder; one sub-folder per input.
+    elements, beam_energy, kfactors, params
+        See :func:`build_parameters`.
+    notebooks_dir : str or Path, optional
+        Folder of the ``NN_*.ipynb`` notebooks; default the project's ``notebooks/``.
+    jobs : int
+        Inputs run in parallel by this many processes.
+    overwrite : bool
+        Replace existing ``out/<name>`` folders.
+    debug : bool
+        Keep tracebacks in the results.
+
+    Returns
+    -------
+    list of dict
+        One per input, see :func:`run_input`.
+
+    Raises
+    ------
+    HEAError
+        For problems with the whole run (no notebooks, bad output folder, unknown parameter,
+        existing run folders without ``overwrite``); per-input problems are in the results.
+    """
+    if not inputs:
+        raise InputFileError("No input given: name a spectrum-image file or a demo such as "
+                             "demo:hea6.")
+    if jobs < 1:
+        raise ParameterError(f"--jobs must be at least 1, got {jobs}.")
+    notebooks = find_notebooks(notebooks_dir)
+    if not notebooks:
+        raise InputFileError(f"No notebooks NN_*.ipynb in {notebooks_dir or DEFAULT_NOTEBOOKS}: "
+                             "nothing to run.")
+    injected = build_parameters(notebooks, elements, beam_energy, kfactors, params)
+    out = prepare_output(out)
+    names = unique_names(inputs)
+    existing = [n for n in names if (out / n).exists()]
+    if existing and not overwrite:
+        raise OutputError(f"Run folder {out / existing[0]} already exists: pass --overwrite to "
+                          "replace it or choose another --out.")
+    versions = _versions()
+    tasks = [(spec, name, out, notebooks, injected, overwrite, debug, versions)
+             for spec, name in zip(inputs, names)]
+    if jobs == 1 or len(tasks) == 1:
+        return [run_input(*t) for t in tasks]
+    with ProcessPoolExecutor(max_workers=min(jobs, len(tasks)),
+                             mp_context=get_context("spawn")) as pool:
+        futures = [pool.submit(run_input, *t) for t in tasks]
+        return [f.result() for f in futures]
+
+
+def format_table(results):
+    """A plain-text table closing a run: one row per input."""
+    rows = [("input", "status", "seconds", "ARI", "folder / message")]
+    for r in results:
+        ari = "-" if r.get("ari") is None else f"{r['ari']:.3f}"
+        if r["status"] == "ok":
+            note = r["folder"] + (f"  (warning: {'; '.join(r['problems'])})" if r["problems"] else "")
+        else:
+            note = r["message"]
+        rows.append((r["name"], r["status"], f"{r['seconds']:.1f}", ari, note))
+    widths = [max(len(row[i]) for row in rows) for i in range(4)]
+    lines = ["  ".join(c.ljust(w) for c, w in zip(row[:4], widths)) + "  " + row[4] for row in rows]
+    lines.insert(1, "-" * max(len(line) for line in lines))
+    return "\n".join(lines)
+
+
+def exit_code(results):
+    """0 when every input succeeded; 1 if any failed unexpectedly; else 2 (bad input)."""
+    failed = [r for r in results if r["status"] != "ok"]
+    if not failed:
+        return 0
+    return 1 if any(r["kind"] != "input" for r in failed) else 2
+
+
+# --------------------------------------------------------------------------- in-place execution
+
+def execute_in_place(notebooks_dir=None, timeout=None):
+    """Re-execute the numbered notebooks in place on their default parameters (``make notebooks``).
+
+    Uses nbclient directly (no papermill metadata, no injected cell) so the committed notebooks
+    stay clean; a notebook that fails is left unchanged and reported.
+
+    Returns
+    -------
+    list of (str, str, float)
+        ``(notebook name, "ok" or the error line, seconds)``.
+    """
+    import nbformat
+    from nbclient import NotebookClient
+    from nbclient.exceptions import CellExecutionError
+
+    report = []
+    for path in find_notebooks(notebooks_dir):
+        nb = nbformat.read(path, as_version=4)
+        kernelspec = nb.metadata.get("kernelspec")
+        print(f"{path.name} ...", flush=True)
+        t = time.perf_counter()
+        old_env = dict(os.environ)
+        os.environ.update(_kernel_environment())
+        try:
+            NotebookClient(nb, timeout=timeout, kernel_name="python3",
+                           kernel_manager_class=_kernel_manager_class(),
+                           resources={"metadata": {"path": str(path.parent)}}).execute()
+            status = "ok"
+        except CellExecutionError as exc:
+            status = " ".join(f"{exc.ename}: {exc.evalue}".split())
+        finally:
+            os.environ.clear()
+            os.environ.update(old_env)
+        seconds = time.perf_counter() - t
+        if status == "ok":
+            nb.metadata["kernelspec"] = kernelspec or {
+                "display_name": "Python 3 (ipykernel)", "language": "python", "name": "python3"}
+            tmp = path.with_name(f".{path.name}.tmp")
+            nbformat.write(nb, tmp)
+            tmp.replace(path)
+        print(f"{path.name}: {status} ({seconds:.1f} s)", flush=True)
+        report.append((path.name, status, seconds))
+    return report
