@@ -128,6 +128,7 @@ def pick_spectrum_image(signals, source="the file", verbose=True):
 
 
 def _as_eds_tem(sig):
+    # note which beam energy the file itself recorded before the type change
     stype = str(sig.metadata.Signal.get_item("signal_type", ""))
     if stype == "EDS_SEM":
         warnings.warn("This is SEM EDS data: element maps and clustering work, but Cliff-Lorimer "
