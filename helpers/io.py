@@ -24,6 +24,47 @@ DEMO_PREFIX = "demo:"
 # Files larger than this are loaded lazily (dask) unless ``lazy`` is given.
 LAZY_ABOVE_BYTES = 1 << 30
 DEFAULT_RESOLUTION_EV = 130.0
+# Demo maps at least this many pixels are kept on disk after the first simulation (fast reloads).
+DEMO_CACHE_MIN_PIXELS = 128 * 128
+
+
+def demo_dir():
+    """Folder of cached demo data: env ``HEA_DEMO_DIR``, else ``data/demo`` in the project."""
+    env = os.environ.get("HEA_DEMO_DIR")
+    return Path(env) if env else Path(__file__).resolve().parent.parent / "data" / "demo"
+
+
+def load_demo(source: str, lazy=False, folder=None, cache_min_pixels=DEMO_CACHE_MIN_PIXELS):
+    """Simulate a demo (or reload it from :func:`demo_dir` when an up-to-date copy is there).
+
+    Demo files are written atomically (temporary name, then rename) and carry the simulator
+    version, so a stale file is never used.
+    """
+    import hyperspy.api as hs
+
+    from .simulate import SIMULATOR_VERSION, simulate
+
+    name, opts = parse_demo(source)
+    path = Path(folder or demo_dir()) / f"{demo_name(source)}.hspy"
+    if path.is_file():
+        try:
+            with warnings.catch_warnings():
+                warnings.simplefilter("ignore")
+                sig = hs.load(path, lazy=bool(lazy))
+            if int(sig.metadata.get_item("Simulation.params.version", -1)) == SIMULATOR_VERSION:
+                return sig
+        except Exception:  # a damaged cache file is simply regenerated
+            pass
+    sig, _ = simulate(name, **opts)
+    if np.prod(sig.data.shape[:2]) >= cache_min_pixels:
+        try:
+            path.parent.mkdir(parents=True, exist_ok=True)
+            tmp = path.with_name(f".{path.stem}.{os.getpid()}.tmp.hspy")
+            sig.save(tmp, overwrite=True)
+            os.replace(tmp, path)
+        except OSError:  # read-only project folder: just keep it in memory
+            pass
+    return sig.as_lazy() if lazy else sig
 
 
 def parse_demo(source: str):
@@ -262,12 +303,7 @@ def load_spectrum_image(source, elements=None, beam_energy=None, lazy=None, kfac
     if isinstance(source, hyperspy.signal.BaseSignal):
         sig = pick_spectrum_image([source], "the signal", verbose).deepcopy()
     elif str(source).startswith(DEMO_PREFIX):
-        from .simulate import simulate
-
-        name, opts = parse_demo(str(source))
-        sig, _ = simulate(name, **opts)
-        if lazy:
-            sig = sig.as_lazy()
+        sig = load_demo(str(source), lazy=lazy)
     else:
         path = Path(source).expanduser()
         sig = pick_spectrum_image(_load_file(path, lazy), path.name, verbose)

@@ -56,6 +56,8 @@ PRESETS = {
                            description="7-cation nanoparticles with a Co/Mn/Zn-rich core"),
 }
 
+# Bump when the simulation changes, so cached demo files on disk are regenerated.
+SIMULATOR_VERSION = 1
 # Relative strength of a family that has no k-factor in the table (e.g. Fe L next to Fe K), as a
 # fraction of the quantified family's main line: weak, and only there so spectra look real.
 _MINOR_FAMILY_YIELD = 0.05
@@ -376,7 +378,7 @@ def simulate(preset="hea6", size=256, n_channels=2048, channel_width=0.01, offse
     if not dose > 0:
         raise ParameterError(f"dose must be > 0 counts per pixel, got {dose}.")
     pixel_nm = float(cfg["pixel_nm"] if pixel_nm is None else pixel_nm)
-    params = dict(preset=preset, size=list(shape), n_channels=int(n_channels),
+    params = dict(version=SIMULATOR_VERSION, preset=preset, size=list(shape), n_channels=int(n_channels),
                   channel_width=float(channel_width), offset=float(offset), dose=dose,
                   seed=int(seed), beam_energy=float(beam_energy),
                   energy_resolution_mnka=float(energy_resolution_mnka), pixel_nm=pixel_nm)
@@ -452,32 +454,28 @@ def simulate(preset="hea6", size=256, n_channels=2048, channel_width=0.01, offse
     return s, truth
 
 
-def write_demo_data(folder, presets=("hea6", "hea7", "hea7_coreshell"), overwrite=False, **kwargs):
-    """Write each preset as ``<folder>/<preset>.hspy`` plus ``<preset>_truth.npz``.
+def write_demo_data(folder=None, sources=("demo:hea6", "demo:hea7", "demo:hea7_coreshell")):
+    """Simulate the demo data into ``folder`` (default :func:`helpers.io.demo_dir`).
 
-    Existing files are kept unless ``overwrite``; returns the list of paths written or found.
+    Each source gives ``<name>.hspy`` (the signal, truth in its metadata) and ``<name>_truth.npz``
+    (labels, thickness, compositions as plain arrays for other tools). Up-to-date files are kept.
+    Returns the list of ``.hspy`` paths.
     """
     from pathlib import Path
 
-    folder = Path(folder)
-    folder.mkdir(parents=True, exist_ok=True)
+    from .io import demo_dir, demo_name, get_truth, load_demo
+
+    folder = Path(folder) if folder is not None else demo_dir()
     out = []
-    for p in presets:
-        path = folder / f"{p}.hspy"
-        if path.exists() and not overwrite:
-            out.append(path)
-            continue
-        s, truth = simulate(p, **kwargs)
-        s.save(path, overwrite=True)
-        d = truth.to_dict()
-        np.savez_compressed(folder / f"{p}_truth.npz", labels=d["labels"],
-                            thickness=d["thickness"], path_lengths=d["path_lengths"],
-                            unit_spectra=d["unit_spectra"],
-                            background_spectrum=d["background_spectrum"],
-                            phase_names=np.array(d["phase_names"]),
+    for src in sources:
+        sig = load_demo(src, folder=folder, cache_min_pixels=0)
+        d = get_truth(sig).to_dict()
+        name = demo_name(src)
+        np.savez_compressed(folder / f"{name}_truth.npz", labels=d["labels"],
+                            thickness=d["thickness"], phase_names=np.array(d["phase_names"]),
                             elements=np.array(d["elements"]),
-                            compositions=np.array([[d["compositions"][ph].get(e, 0.0)
-                                                    for e in d["elements"]]
-                                                   for ph in d["phase_names"]]))
-        out.append(path)
+                            compositions_at_percent=np.array(
+                                [[d["compositions"][ph].get(e, 0.0) for e in d["elements"]]
+                                 for ph in d["phase_names"]]))
+        out.append(folder / f"{name}.hspy")
     return out

@@ -177,3 +177,21 @@ def test_errors_are_package_exceptions_and_builtins():
     assert issubclass(errors.InputFileError, FileNotFoundError)
     for cls in (errors.NotSpectrumImageError, errors.MetadataError, errors.DataError):
         assert issubclass(cls, errors.HEAError) and issubclass(cls, ValueError)
+
+
+def test_demo_cache_roundtrip_and_stale_version(tmp_path, monkeypatch):
+    import helpers.io as hio
+    import helpers.simulate as sim
+
+    monkeypatch.setenv("HEA_DEMO_DIR", str(tmp_path))
+    monkeypatch.setattr(hio, "DEMO_CACHE_MIN_PIXELS", 0)
+    a = load_spectrum_image("demo:hea7?size=24&seed=2")
+    cached = tmp_path / "hea7_seed2_size24.hspy"
+    assert cached.is_file()
+    b = load_spectrum_image("demo:hea7?size=24&seed=2")
+    assert np.array_equal(a.data, b.data) and get_truth(b).labels.shape == (24, 24)
+    # a file written by another simulator version is not trusted: it is regenerated
+    monkeypatch.setattr(sim, "SIMULATOR_VERSION", sim.SIMULATOR_VERSION + 1)
+    mtime = cached.stat().st_mtime_ns
+    load_spectrum_image("demo:hea7?size=24&seed=2")
+    assert cached.stat().st_mtime_ns != mtime
