@@ -34,7 +34,7 @@ def demo_dir():
     return Path(env) if env else Path(__file__).resolve().parent.parent / "data" / "demo"
 
 
-def load_demo(source: str, lazy=False, folder=None, cache_min_pixels=DEMO_CACHE_MIN_PIXELS):
+def load_demo(source: str, lazy=False, folder=None, cache_min_pixels=None):
     """Simulate a demo (or reload it from :func:`demo_dir` when an up-to-date copy is there).
 
     Demo files are written atomically (temporary name, then rename) and carry the simulator
@@ -56,6 +56,8 @@ def load_demo(source: str, lazy=False, folder=None, cache_min_pixels=DEMO_CACHE_
         except Exception:  # a damaged cache file is simply regenerated
             pass
     sig, _ = simulate(name, **opts)
+    if cache_min_pixels is None:
+        cache_min_pixels = DEMO_CACHE_MIN_PIXELS
     if np.prod(sig.data.shape[:2]) >= cache_min_pixels:
         try:
             path.parent.mkdir(parents=True, exist_ok=True)
