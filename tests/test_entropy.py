@@ -1,0 +1,96 @@
+"""Configurational entropy: the paper's values, the ideal maximum, and error propagation."""
+import json
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from helpers import entropy
+from helpers.errors import ElementError, ParameterError
+
+TABLES = Path(__file__).resolve().parents[2] / "shared" / "reference" / "paper_tables.json"
+
+
+@pytest.fixture(scope="module")
+def table1():
+    if not TABLES.exists():
+        pytest.skip("paper_tables.json is not available")
+    return json.loads(TABLES.read_text())
+
+
+def _cluster(t, wf, i):
+    els = sorted(t["table1_6cation"][wf])
+    return [t["table1_6cation"][wf][e][i][0] for e in els], els
+
+
+def test_paper_table1_entropies(table1):
+    """0.858 R (workflow 1, cluster iv), 0.529 R (i), 0.482 R (ii); maximum 0.896 R."""
+    expected = table1["configurational_entropy_S_over_R"]["values"]
+    for wf, key in (("workflow1", "table1_workflow1"), ("workflow2", "table1_workflow2")):
+        got = [entropy.configurational_entropy(*_cluster(table1, wf, i))[0] for i in range(4)]
+        np.testing.assert_allclose(got, expected[key], atol=6e-4)
+    x, els = _cluster(table1, "workflow1", 3)
+    assert entropy.configurational_entropy(x, els)[0] == pytest.approx(0.858, abs=5e-4)
+    assert entropy.ideal_maximum(6) == pytest.approx(0.896, abs=5e-4)
+    assert entropy.ideal_maximum(7) == pytest.approx(0.973, abs=5e-4)
+
+
+def test_conventions_and_limits():
+    els = ["Ag", "Cd", "Cu", "Fe", "Mn", "S", "Zn"]
+    equal = [50 / 6] * 5 + [50.0] + [50 / 6]
+    s, _ = entropy.configurational_entropy(equal, els)
+    assert s == pytest.approx(entropy.ideal_maximum(6))
+    s_fu, _ = entropy.configurational_entropy(equal, els, per="formula_unit")
+    assert s_fu == pytest.approx(np.log(6))
+    # S content does not change the cation-site entropy
+    assert entropy.configurational_entropy([10] * 5 + [40] + [10], els)[0] == pytest.approx(s)
+    # one cation: zero entropy; a zero fraction contributes nothing
+    assert entropy.configurational_entropy([50, 0, 0, 0, 0, 50, 0], els)[0] == pytest.approx(0.0)
+    with pytest.raises(ParameterError):
+        entropy.configurational_entropy(equal, els, per="mole")
+    with pytest.raises(ElementError):
+        entropy.configurational_entropy([100.0], ["S"])
+    with pytest.raises(ElementError):
+        entropy.metal_to_sulfur([50, 50], ["Fe", "Cu"])
+
+
+def test_error_propagation_matches_monte_carlo():
+    """Linear propagation of a composition covariance agrees with sampling it."""
+    rng = np.random.default_rng(0)
+    els = ["Ag", "Cd", "Cu", "Fe", "Mn", "S", "Zn"]
+    x = np.array([10.8, 7.0, 8.59, 10.5, 9.45, 51.1, 2.45])
+    sd = np.array([0.3, 0.25, 0.25, 0.3, 0.3, 0.8, 0.12])
+    corr = np.eye(7)
+    corr[0, 1] = corr[1, 0] = -0.5  # Ag/Cd overlap makes their errors anticorrelated
+    cov = corr * np.outer(sd, sd)
+    s, se = entropy.configurational_entropy(x, els, cov)
+    r, re = entropy.metal_to_sulfur(x, els, cov)
+    draws = rng.multivariate_normal(x, cov, size=20000)
+    s_mc = [entropy.configurational_entropy(d, els)[0] for d in draws]
+    r_mc = [entropy.metal_to_sulfur(d, els)[0] for d in draws]
+    assert se == pytest.approx(np.std(s_mc), rel=0.1)
+    assert re == pytest.approx(np.std(r_mc), rel=0.1)
+    assert r == pytest.approx((x.sum() - 51.1) / 51.1)
+
+
+def test_entropy_table_from_quantification(tmp_path):
+    """entropy_table / write_entropy on a real (simulated) quantification: the contract CSV."""
+    import pandas as pd
+
+    from helpers import quant, simulate
+
+    s, truth = simulate.simulate("hea6", size=32, seed=3)
+    q = quant.quantify_clusters(s, truth.labels, workflow=1)
+    t = entropy.entropy_table([q])
+    assert len(t) == len(q.clusters)
+    for _, row in t.iterrows():
+        comp = truth.compositions[truth.phase_names[int(row["cluster"])]]
+        els = sorted(comp)
+        s_true, _ = entropy.configurational_entropy([comp[e] for e in els], els)
+        assert abs(row["s_conf_R"] - s_true) < max(3 * row["s_conf_R_err"], 0.02)
+        assert row["s_conf_R_err_counting"] <= row["s_conf_R_err"] + 1e-12
+        r_true, _ = entropy.metal_to_sulfur([comp[e] for e in els], els)
+        assert abs(row["metal_to_sulfur"] - r_true) < 3 * row["metal_to_sulfur_err"]
+    path = entropy.write_entropy(t, tmp_path)
+    df = pd.read_csv(path)
+    assert list(df.columns) == entropy.ENTROPY_COLUMNS
