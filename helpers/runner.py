@@ -236,8 +236,13 @@ def execute_notebook(source, target, parameters=None, cwd=None, timeout=None, ke
     papermill.exceptions.PapermillExecutionError
         When a cell raises; ``ename``/``evalue`` carry the notebook's exception.
     """
+    import logging
+
     import papermill
 
+    # papermill's own parameter parser warns about values it cannot parse (e.g. "demo:x?size=9")
+    # and about names a notebook lacks; the runner checks names itself (build_parameters).
+    logging.getLogger("papermill").setLevel(logging.ERROR)
     old_env = dict(os.environ)
     os.environ.update(_kernel_environment())
     try:

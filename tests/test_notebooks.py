@@ -1,0 +1,173 @@
+"""The real notebook suite, headless: conventions nbval relies on, and ONE end-to-end batch run.
+
+``make test`` also runs nbval over ``notebooks/`` (see README, "Notebook conventions"); the tests
+here check what nbval cannot: that the committed notebooks were executed top to bottom (an
+unexecuted notebook would pass nbval without being checked), and that ``python -m helpers run``
+on small demos, a missing file and the real instrument files produces the results contract.
+Each notebook-dependent check switches on when the notebook producing that file exists.
+"""
+import csv
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from helpers import runner
+
+ROOT = Path(__file__).resolve().parent.parent
+NOTEBOOKS = runner.find_notebooks(ROOT / "notebooks")
+REAL = Path(os.environ.get("HEA_REAL_DATA", ROOT.parent / "shared" / "data" / "real"))
+REAL_FILES = {"velox_EELS_EDS_128x128": (128, 128), "test_TEM": (64, 64)}
+REAL_PATHS = {"velox_EELS_EDS_128x128": REAL / "velox_EELS_EDS_128x128.emd",
+              "test_TEM": REAL / "test_TEM.bcf"}
+HAVE_REAL = all(p.exists() for p in REAL_PATHS.values())
+# notebook (by number) that writes each results file
+PRODUCER = {"labels_workflow1.npy": "03", "labels_workflow2.npy": "04",
+            "compositions.csv": "05", "entropy.csv": "06"}
+DEMOS = {"hea6_size64": "demo:hea6?size=64", "hea7_size64": "demo:hea7?size=64"}
+DEMO_SHAPE = (64, 64)
+
+
+def _have(number):
+    return any(nb.name.startswith(number + "_") for nb in NOTEBOOKS)
+
+
+def _expected_files():
+    return [f for f, n in PRODUCER.items() if _have(n)]
+
+
+def _declared():
+    names = set()
+    for nb in NOTEBOOKS:
+        names |= set(runner.declared_parameters(nb) or {})
+    return names
+
+
+needs_notebooks = pytest.mark.skipif(not NOTEBOOKS, reason="no notebooks/NN_*.ipynb yet")
+
+
+# ----------------------------------------------------------------------------- conventions
+
+@needs_notebooks
+@pytest.mark.parametrize("path", NOTEBOOKS, ids=lambda p: p.stem)
+def test_notebook_has_parameters_cell_with_common_names(path):
+    declared = runner.declared_parameters(path)
+    assert declared is not None, f"{path.name}: no cell tagged 'parameters'"
+    assert {"DATA", "OUTPUT_DIR"} <= set(declared), \
+        f"{path.name}: the parameters cell must declare DATA and OUTPUT_DIR (runner contract)"
+    bad = [k for k in declared if not k.isupper()]
+    assert not bad, f"{path.name}: parameters must be UPPER_CASE constants, got {bad}"
+
+
+@needs_notebooks
+@pytest.mark.parametrize("path", NOTEBOOKS, ids=lambda p: p.stem)
+def test_notebook_is_committed_executed_in_order(path):
+    """nbval only checks cells that have stored outputs: an unexecuted notebook proves nothing."""
+    nb = json.loads(path.read_text(encoding="utf-8"))
+    code = [c for c in nb["cells"] if c["cell_type"] == "code" and "".join(c["source"]).strip()]
+    counts = [c.get("execution_count") for c in code]
+    assert None not in counts, f"{path.name}: unexecuted cells; run `make notebooks` and commit"
+    assert counts == list(range(1, len(code) + 1)), \
+        f"{path.name}: cells were run out of order ({counts}); run `make notebooks` and commit"
+    errors = [o.get("ename") for c in code for o in c.get("outputs", [])
+              if o.get("output_type") == "error"]
+    assert not errors, f"{path.name}: committed with errors {errors}"
+
+
+# ----------------------------------------------------------------------------- one batch run
+
+@pytest.fixture(scope="module")
+def batch(tmp_path_factory):
+    """ONE `python -m helpers run` over small demos, a missing file and the real files."""
+    if not NOTEBOOKS:
+        pytest.skip("no notebooks/NN_*.ipynb yet")
+    out = tmp_path_factory.mktemp("batch") / "out"
+    missing = out.parent / "no_such_map.emd"
+    inputs = list(DEMOS.values()) + [str(missing)]
+    if HAVE_REAL:
+        inputs += [str(p) for p in REAL_PATHS.values()]
+    before = {p: p.stat().st_mtime_ns for p in REAL_PATHS.values() if p.exists()}
+    args = [sys.executable, "-m", "helpers", "run", *inputs, "--out", str(out), "--jobs", "2"]
+    if "N_CLUSTERS" in _declared():
+        args += ["-p", "N_CLUSTERS", "3"]
+    proc = subprocess.run(args, cwd=ROOT, capture_output=True, text=True, timeout=1500)
+    return {"proc": proc, "out": out, "before": before}
+
+
+def _summary(batch, name):
+    path = batch["out"] / name / "results" / "summary.json"
+    assert path.exists(), f"{name} did not finish:\n{batch['proc'].stdout}\n{batch['proc'].stderr}"
+    return json.loads(path.read_text())
+
+
+@pytest.mark.slow
+def test_missing_input_fails_alone_and_is_named(batch):
+    proc = batch["proc"]
+    assert proc.returncode == 2, proc.stdout + proc.stderr     # only the missing file failed
+    assert "FAILED no_such_map (" in proc.stderr and "does not exist" in proc.stderr
+    assert "Traceback" not in proc.stderr
+    for name in DEMOS:
+        assert (batch["out"] / name / "results" / "summary.json").exists(), proc.stderr
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("name", DEMOS)
+def test_demo_results_follow_the_contract(batch, name):
+    summary = _summary(batch, name)
+    results = batch["out"] / name / "results"
+    assert [p.name for p in sorted((batch["out"] / name / "notebooks").glob("*.ipynb"))] == \
+        [nb.name for nb in NOTEBOOKS]
+    for f in _expected_files():
+        assert summary["files"][f] == "ok", f"{name}: {f}: {summary['files'][f]}"
+    for f in [f for f in _expected_files() if f.endswith(".npy")]:
+        labels = np.load(results / f)
+        assert labels.shape == DEMO_SHAPE                        # original, not binned, shape
+        assert labels.min() >= -1 and (labels >= 0).any()
+    if {"labels_workflow1.npy", "labels_workflow2.npy"} <= set(_expected_files()):
+        assert -1.0 <= summary["ari"] <= 1.0
+    if _have("03"):
+        l1 = np.load(results / "labels_workflow1.npy")
+        assert len(np.unique(l1[l1 >= 0])) == 3                 # -p N_CLUSTERS 3 arrived
+    if _have("05"):
+        with open(results / "compositions.csv", newline="") as fh:
+            rows = list(csv.DictReader(fh))
+        assert rows, f"{name}: compositions.csv is empty"
+        totals = {}
+        for r in rows:
+            key = (int(r["workflow"]), int(r["cluster"]))
+            totals[key] = totals.get(key, 0.0) + float(r["at_percent"])
+            assert float(r["at_percent_err"]) >= 0
+        for key, total in totals.items():
+            assert total == pytest.approx(100.0, abs=0.5), f"{name} {key}: at% sum {total}"
+            labels = np.load(results / f"labels_workflow{key[0]}.npy")
+            assert key[1] in set(np.unique(labels)), f"{name}: cluster {key} not in labels"
+
+
+@pytest.mark.slow
+def test_summary_records_parameters_versions_and_timing(batch):
+    summary = _summary(batch, "hea6_size64")
+    assert summary["input"] == DEMOS["hea6_size64"]
+    assert set(summary["seconds"]) == {nb.stem for nb in NOTEBOOKS}
+    assert summary["versions"]["hyperspy"] != "not installed"
+    for nb, params in summary["parameters"].items():
+        assert params["DATA"] == DEMOS["hea6_size64"], nb
+        if "N_CLUSTERS" in params:
+            assert params["N_CLUSTERS"] == 3
+
+
+@pytest.mark.slow
+@pytest.mark.real
+@pytest.mark.skipif(not HAVE_REAL, reason=f"real instrument files not found in {REAL} "
+                                          "(set HEA_REAL_DATA)")
+@pytest.mark.parametrize("name", REAL_FILES)
+def test_real_files_complete_end_to_end(batch, name):
+    summary = _summary(batch, name)
+    for f in _expected_files():
+        assert summary["files"][f] == "ok", f"{name}: {f}: {summary['files'][f]}"
+    if _have("03") or _have("04"):
+        assert summary["navigation_shape"] == list(REAL_FILES[name])
+    assert REAL_PATHS[name].stat().st_mtime_ns == batch["before"][REAL_PATHS[name]]
