@@ -551,6 +551,9 @@ def build_parameters(notebooks, elements=None, beam_energy=None, kfactors=None, 
         injected["KFACTORS"] = str(Path(kfactors).expanduser().resolve())
     items = params.items() if isinstance(params, dict) else (params or [])
     for key, value in items:
+        if key in ("DATA", "OUTPUT_DIR"):
+            raise ParameterError(f"-p {key} is set by the runner: give inputs as arguments and "
+                                 "the run folder with --out.")
         injected[key] = parse_value(value) if isinstance(value, str) else value
     known = set()
     for declared in _declared_by_notebook(notebooks).values():

@@ -154,6 +154,11 @@ def test_unknown_parameter_is_refused_with_the_known_names(nbdir, tmp_path):
     assert not (tmp_path / "out").exists()          # refused before anything was written
 
 
+def test_data_and_output_dir_cannot_be_set_with_p(nbdir, tmp_path):
+    with pytest.raises(ParameterError, match="-p OUTPUT_DIR is set by the runner: .*--out"):
+        runner.run(["demo:x"], tmp_path / "out", params={"OUTPUT_DIR": "/x"}, notebooks_dir=nbdir)
+
+
 def test_missing_kfactor_file_is_refused(nbdir, tmp_path):
     from helpers.errors import KFactorError
 
