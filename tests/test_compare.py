@@ -1,0 +1,96 @@
+"""Workflow agreement and the "is this split real?" test against simulated ground truth.
+
+hea7: uniform particles, so a core/shell split of them must come out NOT significant (the
+paper's conclusion). hea7_coreshell: a real Co/Mn/Zn-rich core, which the test must detect.
+"""
+import numpy as np
+import pytest
+
+from helpers import compare, quant, simulate
+from helpers.errors import ParameterError
+
+
+def _thickness_split(truth, quantile=0.5):
+    """Particle pixels split into thick (0, "core") and thin (1, "shell") at a thickness
+    quantile: what a clustering of raw intensities does on spheres."""
+    part = truth.labels >= 0
+    cut = np.quantile(truth.thickness[part], quantile)
+    lab = np.full(truth.labels.shape, -1)
+    lab[part & (truth.thickness >= cut)] = 0
+    lab[part & (truth.thickness < cut)] = 1
+    return lab
+
+
+@pytest.fixture(scope="module")
+def hea7():
+    return simulate.simulate("hea7", size=96, seed=0)
+
+
+@pytest.fixture(scope="module")
+def hea7_coreshell():
+    return simulate.simulate("hea7_coreshell", size=96, seed=0)
+
+
+def test_contingency_ari_and_matching():
+    a = np.array([[0, 0, 1, 1], [0, 0, 1, 1], [-1, 2, 2, 2]])
+    b = np.array([[5, 5, 3, 3], [5, 5, 3, 3], [-1, -1, 3, 3]])
+    ct = compare.contingency_table(a, b)
+    assert ct.loc[0, 5] == 4 and ct.loc[1, 3] == 4 and ct.loc[2, 3] == 2 and ct.loc[-1, -1] == 1
+    assert ct.values.sum() == a.size
+    assert compare.adjusted_rand(a, a) == pytest.approx(1.0)
+    assert compare.adjusted_rand(a, b) < 1.0
+    pairs = compare.match_clusters(a, b)
+    assert (0, 5, 4) in pairs and (1, 3, 4) in pairs
+    with pytest.raises(ParameterError):
+        compare.contingency_table(a, b[:2])
+
+
+def test_uniform_particles_core_shell_split_not_significant(hea7):
+    """hea7 has one composition: thick-vs-thin splits are never significant."""
+    s, truth = hea7
+    for qt in (0.35, 0.65):
+        q = quant.quantify_clusters(s, _thickness_split(truth, qt))
+        real, df = compare.split_significance(q, 0, 1)
+        assert not real, df.round(2).to_string()
+        assert np.abs(df["z"]).max() < compare.z_threshold(len(df))
+
+
+@pytest.mark.slow
+def test_real_core_is_detected(hea7_coreshell):
+    """hea7_coreshell, true core and shell: Co, Mn and Zn come out significant."""
+    s, truth = hea7_coreshell
+    q = quant.quantify_clusters(s, truth.labels)  # 0 shell, 1 core
+    real, df = compare.split_significance(q, 1, 0)
+    assert real
+    sig = df.set_index("element")
+    for el in ("Co", "Mn", "Zn"):
+        assert sig.loc[el, "significant"], df.round(2).to_string()
+        assert sig.loc[el, "z"] > 0  # enriched in the core
+    # the estimated difference matches the truth within 3 sigma for every element; the truth
+    # is the quantification of the noise-free cluster spectra (core pixels also see shell above
+    # and below them, so the core cluster is not the pure core phase)
+    mu = truth.expected_counts()
+    exact = quant.quantify_spectra(quant._new_like(s, np.stack([mu[truth.labels == c].sum(0)
+                                                                 for c in (1, 0)])))
+    true_diff = dict(zip(exact[0].elements, exact[0].at_percent - exact[1].at_percent))
+    for el, row in sig.iterrows():
+        assert abs(row["difference"] - true_diff[el]) < 3 * row["sigma"], el
+    # a thickness split of the same particles mixes core into both halves but still sees it
+    q2 = quant.quantify_clusters(s, _thickness_split(truth, 0.5))
+    _, df2 = compare.split_significance(q2, 0, 1)
+    assert df2.set_index("element").loc[["Co", "Mn", "Zn"], "significant"].all()
+
+
+def test_composition_difference_needs_same_elements():
+    def comp(elements):
+        n = len(elements)
+        return quant.Composition(elements, [e + "_Ka" for e in elements], np.full(n, 100 / n),
+                                 np.eye(n), np.eye(n), np.ones(n), np.eye(n), np.ones(n),
+                                 np.zeros(n))
+
+    a, b = comp(["Cu", "Fe", "S"]), comp(["Cu", "S"])
+    assert not compare.composition_difference(a, a)["significant"].any()
+    with pytest.raises(ParameterError):
+        compare.composition_difference(a, b)
+    with pytest.raises(ParameterError):
+        compare.composition_difference(a, a, error="poisson")
