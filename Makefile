@@ -45,7 +45,7 @@ else
 endif
 
 test: $(STAMP)
-	$(PY) -m pytest tests notebooks -ra --nbval --nbval-current-env \
+	$(PY) -m pytest tests $(wildcard notebooks) -ra --nbval --nbval-current-env \
 	    --nbval-sanitize-with tests/nbval_sanitize.cfg $(PYTEST_ARGS)
 
 lab: $(STAMP)
