@@ -17,7 +17,7 @@ from pathlib import Path
 
 import pytest
 
-from browser.jlab import CHROMIUM, LabNotebook, LabServer, count_in, launch_chromium
+from browser.jlab import CHROMIUM, LabNotebook, LabServer, count_in, launch_chromium, notebook_copy
 
 if not Path(CHROMIUM).exists():
     pytest.skip(f"browser test skipped: {CHROMIUM} not found (install Debian's chromium: "
@@ -29,7 +29,9 @@ sync_api = pytest.importorskip("playwright.sync_api",
 pytestmark = [pytest.mark.browser, pytest.mark.slow]
 
 ROOT = Path(__file__).resolve().parents[1]
+NOTEBOOKS = ROOT / "notebooks"
 ARTIFACTS = ROOT / "tests" / "artifacts" / "browser"
+DEMO = "demo:hea6?size=64"  # small: binned x2 -> 32x32 pixels for PCA/UMAP/HDBSCAN
 
 TOY_NOTEBOOK = r'''
 import numpy as np
@@ -52,6 +54,14 @@ widgets.interact(show, min_cluster_size=widgets.IntSlider(
     value=20, min=10, max=300, step=10, description="min_cluster_size", continuous_update=False));
 '''
 
+# notebook, slider description (regex), what the widget reports (regex noun), keys to try in turn
+CASES = {
+    "04_min_cluster_size": ("04_umap_hdbscan.ipynb", r"min.cluster.size", r"clusters?",
+                            ["PageUp", "PageUp", "PageUp"]),
+    "02_n_components": ("02_pca_scree.ipynb", r"components", r"components?",
+                        ["PageUp", "PageDown", "PageDown"]),
+}
+
 
 def _toy_notebook(path):
     import nbformat
@@ -64,11 +74,17 @@ def _toy_notebook(path):
 
 @pytest.fixture(scope="module")
 def lab(tmp_path_factory):
+    """JupyterLab on a temporary copy of the notebooks, with small demo data in their parameters."""
     tmp = tmp_path_factory.mktemp("lab")
     root = tmp / "notebooks"
     root.mkdir()
     _toy_notebook(root / "toy_slider.ipynb")
-    with LabServer(root_dir=root, workdir=tmp / "server") as server:
+    for name, *_ in CASES.values():
+        if (NOTEBOOKS / name).exists():
+            notebook_copy(NOTEBOOKS / name, root / name, DATA=DEMO, OUTPUT_DIR=str(tmp / "run"))
+    # Own cache: the sliders must really recompute here, not replay another run's results.
+    with LabServer(root_dir=root, workdir=tmp / "server",
+                   extra_env={"HEA_CACHE_DIR": str(tmp / "cache")}) as server:
         yield server
 
 
@@ -83,7 +99,7 @@ def browser():
 
 
 @pytest.fixture
-def page(browser, request):
+def page(browser, lab, request):
     ctx = browser.new_context(viewport={"width": 1400, "height": 1000})
     pg = ctx.new_page()
     pg.set_default_timeout(60_000)
@@ -92,39 +108,64 @@ def page(browser, request):
     finally:
         try:  # what the page looked like at the end, pass or fail
             ARTIFACTS.mkdir(parents=True, exist_ok=True)
-            pg.screenshot(path=str(ARTIFACTS / f"{request.node.name}_final.png"), full_page=True)
+            if pg.url != "about:blank":
+                pg.screenshot(path=str(ARTIFACTS / f"{request.node.name}_final.png"),
+                              full_page=True)
         except Exception:
             pass
         ctx.close()
+        lab.shutdown_kernels()
 
 
-def _move_slider_and_check(nb, description, key, times, prefix):
+def _open_and_run(page, lab, name):
+    nb = LabNotebook(page, lab, name, ARTIFACTS).open().run_all()
+    errors = nb.errors()
+    assert not errors, f"{name}: error output in the browser:\n" + "\n\n".join(e[:3000] for e in errors)
+    skipped = nb.unexecuted_code_cells()
+    assert not skipped, f"{name}: code cells not executed: {skipped}\n{lab.log_tail()}"
+    return nb
+
+
+def _check_slider(nb, description, noun, keys, prefix):
+    """The slider renders; moving it changes the reported count and the figure. Returns a summary."""
+    assert nb.loading_widgets() == 0, "a widget shows a placeholder instead of rendering"
     slider = nb.slider(description)
     slider.handle.wait_for(state="visible")
-    assert nb.loading_widgets() == 0, "a widget did not render (placeholder text shown)"
     slider.root.scroll_into_view_if_needed()
     v0, text0, imgs0 = slider.value(), slider.output_text(), slider.figure_sources()
-    n0 = count_in(text0)
+    n0 = count_in(text0, noun)
     nb.screenshot(f"{prefix}_before", slider.output_area)
     assert imgs0, f"no figure under the slider /{description}/"
-    assert n0 is not None, f"no cluster count printed under the slider:\n{text0[:1000]}"
+    assert n0 is not None, f"the widget reports no count matching /{noun}/:\n{text0[:1500]}"
 
-    slider.press(key, times)
-    v1 = slider.wait_value(lambda v: v != v0)
-    text1 = slider.wait_for_redraw(text0)
-    imgs1 = slider.figure_sources()
-    n1 = count_in(text1)
+    history = [(v0, n0)]
+    for key in keys:  # a move may leave the count unchanged; then move further
+        v1, text1, imgs1 = slider.move(key)
+        n1 = count_in(text1, noun)
+        history.append((v1, n1))
+        if n1 is not None and n1 != n0:
+            break
     nb.screenshot(f"{prefix}_after", slider.output_area)
     nb.screenshot(f"{prefix}_page")
-    assert n1 is not None and n1 != n0, f"{description}: {v0} -> {v1}, count {n0} -> {n1}"
-    assert imgs1 and imgs1 != imgs0, f"{description}: figure did not change ({v0} -> {v1})"
-    return (v0, n0), (v1, n1)
+    assert n1 is not None and n1 != n0, f"/{description}/ (value, count): {history}"
+    assert imgs1 and imgs1 != imgs0, f"/{description}/: the figure did not change ({history})"
+    return history
 
 
 def test_toy_slider_redraws(lab, page):
     """Harness self-test on a throwaway notebook: widget renders, slider moves, figure redraws."""
     t0 = time.monotonic()
-    nb = LabNotebook(page, lab, "toy_slider.ipynb", ARTIFACTS).open().run_all()
-    assert not nb.errors(), nb.errors()
-    (v0, n0), (v1, n1) = _move_slider_and_check(nb, "min_cluster_size", "PageUp", 1, "toy")
-    print(f"toy: min_cluster_size {v0}->{v1}, clusters {n0}->{n1}, {time.monotonic() - t0:.1f} s")
+    nb = _open_and_run(page, lab, "toy_slider.ipynb")
+    history = _check_slider(nb, "min_cluster_size", r"clusters?", ["PageUp"], "toy")
+    print(f"toy: (min_cluster_size, clusters) {history}, {time.monotonic() - t0:.1f} s")
+
+
+@pytest.mark.parametrize("case", list(CASES))
+def test_notebook_slider(lab, page, case):
+    name, description, noun, keys = CASES[case]
+    if not (NOTEBOOKS / name).exists():
+        pytest.skip(f"notebooks/{name} not written yet")
+    t0 = time.monotonic()
+    nb = _open_and_run(page, lab, name)
+    history = _check_slider(nb, description, noun, keys, case)
+    print(f"{case}: (slider value, count) {history}, {time.monotonic() - t0:.1f} s")

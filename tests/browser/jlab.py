@@ -92,8 +92,9 @@ class LabServer:
     so every cell is in the page, and JupyterLab's news/update checks are off (no network).
     """
 
-    def __init__(self, root_dir, workdir, python=sys.executable, start_timeout=120):
+    def __init__(self, root_dir, workdir, python=sys.executable, start_timeout=120, extra_env=None):
         self.root_dir = Path(root_dir)
+        self.extra_env = dict(extra_env or {})
         self.workdir = Path(workdir)
         self.python = python
         self.start_timeout = start_timeout
@@ -128,6 +129,7 @@ class LabServer:
             IPYTHONDIR=str(self.workdir / "ipython"),
             PYTHONUNBUFFERED="1",
         )
+        env.update(self.extra_env)
         return env
 
     # -- lifecycle ------------------------------------------------------------------------
@@ -217,8 +219,20 @@ class LabServer:
                 return sess["kernel"].get("execution_state")
         return None
 
-    def url(self, path=""):
-        return f"{self.base}/lab/tree/{path}?token={self.token}"
+    def shutdown_kernels(self):
+        """Delete every session (and its kernel), e.g. between two notebooks."""
+        for sess in self.api("sessions"):
+            req = urllib.request.Request(f"{self.base}/api/sessions/{sess['id']}?token={self.token}",
+                                         method="DELETE")
+            try:
+                urllib.request.urlopen(req, timeout=30).close()
+            except (urllib.error.URLError, OSError):
+                pass
+
+    def url(self, path="", workspace=None):
+        """Lab URL opening *path*; a fresh *workspace* name keeps earlier tabs from coming back."""
+        ws = f"workspaces/{workspace}/" if workspace else ""
+        return f"{self.base}/lab/{ws}tree/{path}?token={self.token}"
 
 
 # --------------------------------------------------------------------------------------------
@@ -246,7 +260,8 @@ class LabNotebook:
         the preselected one (this venv's python3) is accepted, as a user would.
         """
         page = self.page
-        page.goto(self.server.url(self.path), timeout=timeout)
+        workspace = re.sub(r"\W", "-", Path(self.path).stem) + "-" + secrets.token_hex(3)
+        page.goto(self.server.url(self.path, workspace), timeout=timeout)
         page.wait_for_selector(".jp-NotebookPanel .jp-Cell", timeout=timeout)
         deadline = time.monotonic() + timeout / 1000
         while time.monotonic() < deadline:
@@ -363,16 +378,41 @@ class Slider:
         imgs = self.output_area.locator("img")
         return [imgs.nth(i).get_attribute("src") for i in range(imgs.count())]
 
-    def wait_for_redraw(self, before_text, timeout=120_000):
-        """Wait until the widget's output text differs from *before_text* and the kernel is idle."""
-        deadline = time.monotonic() + timeout / 1000
-        while time.monotonic() < deadline:
-            if self.nb.kernel_status() == "idle" and self.output_text() != before_text \
-                    and self.figure_sources():
-                return self.output_text()
-            time.sleep(0.3)
-        raise AssertionError(f"widget output did not change after moving /{self.description}/:\n"
-                             f"{self.output_text()[:2000]}")
+    def watch(self):
+        """Start counting DOM changes in the widget's output area (see :meth:`wait_for_redraw`)."""
+        self.output_area.evaluate(
+            """el => { window.__hea_mut = 0; window.__hea_last = Date.now();
+                       if (window.__hea_obs) window.__hea_obs.disconnect();
+                       window.__hea_obs = new MutationObserver(() => {
+                           window.__hea_mut++; window.__hea_last = Date.now(); });
+                       window.__hea_obs.observe(el, {childList: true, subtree: true,
+                                                     characterData: true, attributes: true}); }""")
+
+    def wait_for_redraw(self, quiet_ms=1500, timeout=120_000):
+        """After :meth:`watch` and a slider move: wait until the output area has changed, the
+        kernel is idle, and nothing has changed for *quiet_ms* (the callback has finished)."""
+        page = self.nb.page
+        try:
+            page.wait_for_function(
+                f"""() => {{ const i = document.querySelector('.jp-Notebook-ExecutionIndicator');
+                            return window.__hea_mut > 0 && i && i.getAttribute('data-status') === 'idle'
+                                   && Date.now() - window.__hea_last > {quiet_ms}; }}""",
+                timeout=timeout, polling=250)
+        finally:
+            page.evaluate("() => window.__hea_obs && window.__hea_obs.disconnect()")
+        return self.output_text()
+
+    def move(self, key, times=1, timeout=120_000):
+        """Press *key* on the handle, wait for the new value and the widget's redraw.
+
+        Returns ``(value, output_text, figure_sources)`` after the redraw.
+        """
+        v0 = self.value()
+        self.watch()
+        self.press(key, times)
+        v1 = self.wait_value(lambda v: v != v0)
+        text = self.wait_for_redraw(timeout=timeout)
+        return v1, text, self.figure_sources()
 
 
 def count_in(text, noun="clusters?"):
