@@ -19,7 +19,7 @@ import pytest
 from helpers import runner
 
 ROOT = Path(__file__).resolve().parent.parent
-NOTEBOOKS = runner.find_notebooks(ROOT / "notebooks")
+NOTEBOOKS = sorted((ROOT / "notebooks").glob(runner.NOTEBOOK_GLOB))  # [] before they exist
 REAL = Path(os.environ.get("HEA_REAL_DATA", ROOT.parent / "shared" / "data" / "real"))
 REAL_FILES = {"velox_EELS_EDS_128x128": (128, 128), "test_TEM": (64, 64)}
 REAL_PATHS = {"velox_EELS_EDS_128x128": REAL / "velox_EELS_EDS_128x128.emd",
