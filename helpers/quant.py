@@ -765,6 +765,7 @@ class ClusterQuant:
     compositions: dict
     spectra: object
     method: str = "fit"
+    labels: np.ndarray = field(default=None, repr=False)
 
     @property
     def elements(self):
@@ -827,7 +828,130 @@ def quantify_clusters(signal, labels, probabilities=None, workflow=1, elements=N
         comp.n_pixels = float(wsum[i]) if probabilities is not None else int(n_pix[i])
         out[c] = comp
     comps = out
-    return ClusterQuant(workflow, kept, comps, spectra, method)
+    return ClusterQuant(workflow, kept, comps, spectra, method, np.asarray(labels))
+
+
+# ----------------------------------------------------------------------------------------------
+# the two workflows' labels, for notebooks 05 and 06
+# ----------------------------------------------------------------------------------------------
+LABEL_FILES = {1: "labels_workflow1.npy", 2: "labels_workflow2.npy"}
+
+
+def soft_weights(labels, probabilities, clusters=None):
+    """Per-cluster weights (rows, cols, n_clusters) from a workflow's probabilities.
+
+    Workflow 1 (GMM) gives posteriors per cluster (rows, cols, k): used as they are, columns
+    restricted to ``clusters``. Workflow 2 (HDBSCAN) gives one membership strength per pixel
+    (rows, cols): it weights the pixel in its own cluster only. Noise pixels get weight 0.
+    """
+    labels = np.asarray(labels)
+    clusters = sorted(int(c) for c in np.unique(labels) if c >= 0) if clusters is None \
+        else list(clusters)
+    p = np.asarray(probabilities, float)
+    if p.ndim == labels.ndim + 1:
+        if p.shape[-1] <= max(clusters):
+            raise ParameterError("probabilities have fewer columns than the cluster labels.")
+        w = p[..., clusters]
+        return np.where((labels >= 0)[..., None], w, 0.0)
+    if p.shape != labels.shape:
+        raise ParameterError("probabilities must be (rows, cols) or (rows, cols, n_clusters).")
+    return np.stack([np.where(labels == c, p, 0.0) for c in clusters], axis=-1)
+
+
+def workflow_labels(signal, output_dir=None, n_clusters=4, n_components=None, bin_factor=2,
+                    min_cluster_size=None, min_samples=None, umap_input="pca", random_state=0):
+    """Labels (and probabilities) of both workflows on the original grid.
+
+    Read from ``output_dir/results/labels_workflow{1,2}.npy`` when notebooks 03 and 04 wrote
+    them there (batch runs), otherwise computed with :func:`helpers.cluster.workflow1` and
+    :func:`helpers.cluster.workflow2` (content-cached, so free after notebooks 03 and 04).
+
+    Returns
+    -------
+    dict ``{1: (labels, probabilities or None), 2: (labels, probabilities or None)}``
+    """
+    from pathlib import Path
+
+    nav = _nav_shape(signal)
+    out = {}
+    for wf, name in LABEL_FILES.items():
+        path = None if output_dir is None else Path(output_dir) / "results" / name
+        if path is not None and path.exists():
+            lab = np.load(path, allow_pickle=False)
+            if lab.shape != nav:
+                raise DataError(f"{path} has shape {lab.shape}, but the data's navigation shape "
+                                f"is {nav}: it belongs to another input; re-run notebooks 03-04.")
+            out[wf] = (lab.astype(int), None)
+            continue
+        from . import cluster
+
+        if wf == 1:
+            r = cluster.workflow1(signal, n_clusters=n_clusters, n_components=n_components,
+                                  bin_factor=bin_factor, random_state=random_state)
+        else:
+            r = cluster.workflow2(signal, min_cluster_size=min_cluster_size,
+                                  min_samples=min_samples, umap_input=umap_input,
+                                  n_components=n_components, bin_factor=bin_factor,
+                                  random_state=random_state)
+        out[wf] = (np.asarray(r.labels, int), r.probabilities)
+    return out
+
+
+def quantify_workflows(signal, labels, weighted=False, method="fit", elements=None,
+                       kfactors=None, min_pixels=1):
+    """:func:`quantify_clusters` for each workflow of ``labels`` (from :func:`workflow_labels`).
+
+    ``weighted=True`` uses the workflows' probabilities as weights (:func:`soft_weights`) where
+    they are available, hard masks otherwise.
+
+    Returns
+    -------
+    dict ``{workflow: ClusterQuant}``; a workflow without any cluster is left out.
+    """
+    out = {}
+    for wf, (lab, prob) in labels.items():
+        if not np.any(np.asarray(lab) >= 0):
+            continue
+        w = soft_weights(lab, prob) if (weighted and prob is not None) else None
+        out[wf] = quantify_clusters(signal, lab, probabilities=w, workflow=wf, elements=elements,
+                                    kfactors=kfactors, method=method, min_pixels=min_pixels)
+    if not out:
+        raise DataError("Neither workflow produced a cluster: nothing to quantify. Check the "
+                        "clustering parameters in notebooks 03 and 04.")
+    return out
+
+
+def truth_table(quant, truth):
+    """Compare a workflow's cluster compositions with a demo's ground truth.
+
+    Each cluster is matched to the phase most of its pixels belong to. Returns a long table:
+    cluster, phase, purity (fraction of the cluster's pixels in that phase), element,
+    at_percent, true_at_percent, error, z_counting (error / counting σ).
+    """
+    import pandas as pd
+
+    rows = []
+    spectra_ids = list(quant.clusters)
+    for c in spectra_ids:
+        comp = quant.compositions[c]
+        lab = quant.labels if getattr(quant, "labels", None) is not None else None
+        if lab is None:
+            raise ParameterError("truth_table needs the labels: pass a ClusterQuant from "
+                                 "quantify_clusters.")
+        tl = truth.labels[lab == c]
+        tl = tl[tl >= 0]
+        if tl.size == 0:
+            continue
+        ph = int(np.bincount(tl).argmax())
+        purity = float(np.mean(truth.labels[lab == c] == ph))
+        tr = truth.compositions[truth.phase_names[ph]]
+        for e, x, sc in zip(comp.elements, comp.at_percent, comp.err_counting):
+            t = tr.get(e, 0.0)
+            rows.append(dict(cluster=c, phase=truth.phase_names[ph], purity=purity, element=e,
+                             at_percent=float(x), true_at_percent=float(t),
+                             error=float(x - t), z_counting=float((x - t) / sc) if sc > 0
+                             else np.nan))
+    return pd.DataFrame(rows)
 
 
 # ----------------------------------------------------------------------------------------------
@@ -854,6 +978,49 @@ def composition_table(quant, error="total", digits=2):
     df = pd.DataFrame(cols, index=quant.elements)
     df.index.name = f"workflow {quant.workflow} (at%)"
     return df
+
+
+def method_difference(fit_quants, window_quants):
+    """At% from windows minus at% from the fit for every (workflow, cluster, element), sorted by
+    the size of the difference (``{workflow: ClusterQuant}`` dicts of both methods)."""
+    import pandas as pd
+
+    rows = []
+    for wf, qf in fit_quants.items():
+        qw = window_quants.get(wf)
+        if qw is None:
+            continue
+        for c in qf.clusters:
+            if c not in qw.compositions:
+                continue
+            f, w = qf.compositions[c], qw.compositions[c]
+            for i, e in enumerate(f.elements):
+                rows.append(dict(workflow=wf, cluster=c, element=e, at_percent_fit=f.at_percent[i],
+                                 err_counting_fit=f.err_counting[i],
+                                 at_percent_windows=w.at_percent[i],
+                                 windows_minus_fit=w.at_percent[i] - f.at_percent[i]))
+    df = pd.DataFrame(rows)
+    return df.reindex(df["windows_minus_fit"].abs().sort_values(ascending=False).index) \
+        .reset_index(drop=True)
+
+
+def results_dir(output_dir=None):
+    """Where results go: ``OUTPUT_DIR/results``, or ``<project>/runs/interactive/results``."""
+    from pathlib import Path
+
+    if output_dir is None:
+        return Path(__file__).resolve().parent.parent / "runs" / "interactive" / "results"
+    return Path(output_dir) / "results"
+
+
+def kfactor_table(signal, elements=None, kfactors=None):
+    """The line and k-factor (± 1σ) used for each element, as a DataFrame."""
+    import pandas as pd
+
+    lines = quant_lines(signal, elements, kfactors)
+    return pd.DataFrame([dict(element=kf.element, line=kf.xray_line, k_factor=kf.k,
+                              k_factor_err=kf.k_err, relative_err=kf.k_err / kf.k)
+                         for kf in lines]).set_index("element")
 
 
 COMPOSITION_COLUMNS = ["workflow", "cluster", "n_pixels", "element", "at_percent",
@@ -926,6 +1093,34 @@ def plot_cluster_spectrum(comp, ax=None, label_lines=True, log=False, title=None
     return ax
 
 
+def plot_pixel_vs_cluster(signal, labels, cluster, ax=None, energy_range=(1.5, 10.5)):
+    """One pixel's spectrum next to its cluster's summed spectrum (scaled to the same total):
+    why averaging raises the signal-to-noise ratio."""
+    import matplotlib.pyplot as plt
+
+    labels = np.asarray(labels)
+    ax = ax or plt.subplots(figsize=(8, 3.2))[1]
+    idx = np.argwhere(labels == cluster)
+    if idx.size == 0:
+        raise ParameterError(f"Cluster {cluster} has no pixels.")
+    r, c = idx[len(idx) // 2]
+    e_ax = signal.axes_manager.signal_axes[0]
+    E = np.asarray(e_ax.axis)
+    pix = np.asarray(signal.data[r, c], dtype=float)
+    tot = np.asarray(cluster_spectra(signal, labels, clusters=[cluster]).data[0], float)
+    sel = (E >= energy_range[0]) & (E <= energy_range[1])
+    n_pix = int((labels == cluster).sum())
+    ax.plot(E[sel], tot[sel] / n_pix, color="C3", lw=1,
+            label=f"cluster {cluster}: sum of {n_pix} pixels / {n_pix} ({tot.sum():.3g} counts)")
+    ax.plot(E[sel], pix[sel], color="0.4", lw=0.8, drawstyle="steps-mid",
+            label=f"one pixel ({pix.sum():.0f} counts)")
+    ax.set_xlabel("Energy (keV)")
+    ax.set_ylabel("Counts per channel")
+    ax.legend(fontsize=8)
+    ax.set_title("One pixel vs the cluster average")
+    return ax
+
+
 def plot_compositions(quant, ax=None, error="total", elements=None):
     """Grouped bar chart: at% of each element per cluster, with ±1σ error bars."""
     import matplotlib.pyplot as plt
@@ -944,7 +1139,8 @@ def plot_compositions(quant, ax=None, error="total", elements=None):
     ax.set_xticks(xs, els)
     ax.set_ylabel("at%")
     ax.set_title(f"Workflow {quant.workflow}: cluster compositions (±1σ {error})")
-    ax.legend(fontsize=8)
+    if n <= 10:
+        ax.legend(fontsize=8)
     return ax
 
 
@@ -968,5 +1164,6 @@ def plot_method_comparison(fit_quant, window_quant, ax=None):
     ax.set_xlabel("fitted model (at%)")
     ax.set_ylabel("background windows (at%)")
     ax.set_title("Window integration vs model fit")
-    ax.legend(fontsize=8)
+    if len(fit_quant.clusters) <= 8:
+        ax.legend(fontsize=8)
     return ax
