@@ -54,7 +54,7 @@ def data_hash(signal) -> str:
     Works on NumPy arrays, HyperSpy signals and lazy (Dask) signals (hashed block by block).
     """
     h = hashlib.blake2b(digest_size=16)
-    data = getattr(signal, "data", signal)
+    data = signal.data if hasattr(signal, "axes_manager") else signal
     h.update(repr((tuple(data.shape), str(data.dtype))).encode())
     if hasattr(signal, "axes_manager"):
         cal = [(a.name, float(a.scale), float(a.offset), str(a.units), a.size)

@@ -133,6 +133,58 @@ def gmm_cluster(X, n_clusters, random_state=0, n_init=4, covariance_type="full",
                      aic=float(model.aic(X)), model=model, order=order_full)
 
 
+def poisson_mixture_refine(counts, labels, max_iter=100, pseudo_count=0.5):
+    """Refine a partition with a multinomial (Poisson) mixture of the raw counts.
+
+    Each cluster is described by its spectral shape p_k (summed counts of its pixels, with a
+    pseudo-count, normalised); each pixel goes to the cluster with the highest
+    log π_k + Σ_j c_j log p_kj, the exact likelihood of counting statistics given the pixel's
+    total. Iterated to convergence (classification EM), starting from ``labels``.
+
+    Why: the Gaussian mixture sees features whose noise grows as thickness falls (a 20-count
+    pixel is four times noisier than an 80-count one), and at tens of counts per pixel that
+    noise is far from Gaussian. The multinomial likelihood is the right noise model for count
+    data and does not depend on thickness (it conditions on the pixel's total), so the
+    refinement moves the GMM partition towards the per-pixel Poisson limit. scikit-learn has
+    no multinomial mixture, hence this short hand-written loop.
+
+    Parameters
+    ----------
+    counts : (n, channels) raw (binned) counts of the clustered pixels
+    labels : (n,) int, initial partition 0..k-1 (e.g. from :func:`gmm_cluster`)
+    max_iter : int
+    pseudo_count : float
+        Added to every channel of every cluster spectrum (avoids log 0).
+
+    Returns
+    -------
+    labels : (n,) int, renumbered by size
+    posteriors : (n, k) float, cluster probabilities under the multinomial model
+    n_iter : int
+    """
+    from scipy.special import logsumexp
+    c = np.asarray(counts, dtype=np.float64)
+    lab = np.asarray(labels).copy()
+    k = int(lab.max() + 1)
+    for it in range(1, max_iter + 1):
+        spec = np.stack([c[lab == j].sum(axis=0) for j in range(k)]) + pseudo_count
+        logp = np.log(spec / spec.sum(axis=1, keepdims=True))
+        size = np.bincount(lab, minlength=k).astype(float)
+        ll = c @ logp.T + np.log(np.maximum(size, 1e-3) / size.sum())
+        new = np.argmax(ll, axis=1)
+        # keep every cluster alive: an emptied cluster keeps its best-fitting pixel
+        for j in range(k):
+            if not np.any(new == j):
+                new[np.argmax(ll[:, j] - ll.max(axis=1))] = j
+        if np.array_equal(new, lab):
+            break
+        lab = new
+    post = np.exp(ll - logsumexp(ll, axis=1, keepdims=True))
+    lab2, order = relabel_by_size(lab)
+    order_full = order + [j for j in range(k) if j not in order]
+    return lab2, post[:, order_full], it
+
+
 def gmm_criteria(X, n_range=range(1, 9), random_state=0, n_init=2, covariance_type="full"):
     """BIC and AIC of Gaussian mixtures with each number of components in ``n_range``.
 
@@ -335,3 +387,403 @@ def seed_stability(run, seeds=(0, 1, 2), exclude_noise=True):
                                                        exclude_noise=exclude_noise)
     return {"labels": labs, "pairwise_ari": pair,
             "min_ari": float(min(pair.values())) if pair else float("nan")}
+
+
+# ============================================================================================
+# the two workflows, end to end (what notebooks 03-06 and the batch runner call)
+# ============================================================================================
+DEFAULTS = dict(bin_factor=2, energy_range=None, normalization="total", scaling="standard",
+                mask="auto", max_components=30, random_state=0)
+
+
+@dataclass
+class Features:
+    """Binned, cropped, normalised and scaled features of a spectrum image."""
+    X: np.ndarray                 # (n_binned_pixels, channels) scaled features
+    counts: np.ndarray            # (n_binned_pixels, channels) binned raw counts (cropped range)
+    mask: np.ndarray              # (n_binned_pixels,) bool, True = sample (clustered)
+    binned_shape: tuple
+    original_shape: tuple
+    energy: np.ndarray            # keV of the kept channels
+    energy_range: tuple
+    bin_factor: int
+    key: str                      # cache key of (data, preprocessing parameters)
+    params: dict = field(default_factory=dict)
+
+    @property
+    def mask_image(self):
+        """(rows_b, cols_b) sample mask on the binned grid."""
+        return self.mask.reshape(self.binned_shape)
+
+
+@dataclass
+class WorkflowResult:
+    """Result of :func:`workflow1` or :func:`workflow2`.
+
+    Everything with ``_binned`` lives on the binned grid (row-major, ``binned_shape``); the
+    rest is on the input's original navigation grid. Label -1 = unassigned: HDBSCAN noise,
+    vacuum/support (see ``mask``) or rows/columns cropped by binning.
+    """
+    workflow: int
+    labels: np.ndarray            # (rows, cols) int, original grid
+    probabilities: np.ndarray     # W1: (rows, cols, k) posteriors; W2: (rows, cols) membership
+    mask: np.ndarray              # (rows, cols) bool, True = sample pixel that was clustered
+    labels_binned: np.ndarray     # (rows_b, cols_b)
+    mask_binned: np.ndarray       # (rows_b, cols_b)
+    scores: np.ndarray            # (n_binned_pixels, n_components) PCA scores (all pixels)
+    embedding: np.ndarray = None  # W2: (n_binned_pixels, umap_dims); NaN rows for masked pixels
+    n_components: int = 0
+    elbow: int = 0
+    n_clusters: int = 0
+    bin_factor: int = 2
+    binned_shape: tuple = ()
+    original_shape: tuple = ()
+    energy: np.ndarray = field(repr=False, default=None)
+    params: dict = field(default_factory=dict)
+    hdbscan: HDBSCANResult = field(repr=False, default=None)   # W2: tree for re-clustering
+    pca: object = field(repr=False, default=None)
+
+    @property
+    def noise_fraction(self):
+        """Fraction of clustered (sample) binned pixels labelled noise."""
+        m = self.mask_binned.ravel()
+        return float(np.mean(self.labels_binned.ravel()[m] < 0)) if m.any() else 0.0
+
+
+def _get_signal(signal):
+    if isinstance(signal, (str,)) or hasattr(signal, "__fspath__"):
+        from .io import load_spectrum_image
+        return load_spectrum_image(signal, verbose=False)
+    return signal
+
+
+def compute_features(signal, bin_factor=2, energy_range=None, normalization="total",
+                     scaling="standard", mask="auto", energy_bin="auto"):
+    """Bin, crop, mask, normalise and scale a spectrum image into clustering features.
+
+    Parameters
+    ----------
+    signal : EDSTEMSpectrum, (rows, cols, channels) array, or a path / demo name
+    bin_factor : int
+        Sum ``bin_factor`` × ``bin_factor`` pixels (the paper: 2).
+    energy_range : (lo, hi) keV or None for the elements' useful range
+    normalization : {"total", "none"}
+        ``"total"`` divides each pixel by its total counts (thickness-independent features).
+    scaling : {"poisson", "robust", "standard", "none"}
+        Per-channel scaling; ``"robust"`` is the paper's RobustScaler.
+    mask : "auto", None/False, or (rows, cols) bool array
+        Sample pixels to cluster (True). ``"auto"``: :func:`helpers.maps.sample_mask` on the
+        binned total counts; None/False: every pixel.
+    energy_bin : int or "auto"
+        Adjacent channels summed (auto: half the detector FWHM, see
+        :func:`helpers.preprocess.auto_energy_bin`).
+
+    Returns
+    -------
+    Features
+    """
+    from . import cache
+    from .maps import sample_mask
+    from .preprocess import make_features, prepare
+    signal = _get_signal(signal)
+    prep = prepare(signal, bin_factor=bin_factor, energy_range=energy_range,
+                   energy_bin=energy_bin)
+    counts = prep["counts"]
+    rb, cb = prep["binned_shape"]
+    if isinstance(mask, str):
+        if mask != "auto":
+            raise ParameterError(f"mask={mask!r} is unknown: use 'auto', None or a boolean array.")
+        # binning already averages Poisson noise; extra smoothing would blur particle edges
+        m = sample_mask(counts.sum(axis=1).reshape(rb, cb),
+                        smooth=0.0 if bin_factor >= 2 else 1.0).ravel()
+        mask_param = "auto"
+    elif mask is None or mask is False:
+        m = np.ones(rb * cb, bool)
+        mask_param = None
+    else:
+        mm = np.asarray(mask, bool)
+        if mm.shape == (rb, cb):
+            m = mm.ravel()
+        elif mm.shape == tuple(prep["original_shape"]):
+            f = prep["bin_factor"]
+            sub = mm[:rb * f, :cb * f].reshape(rb, f, cb, f)
+            m = (sub.mean(axis=(1, 3)) >= 0.5).ravel()
+        else:
+            raise ParameterError(f"mask shape {mm.shape} matches neither the map "
+                                 f"{prep['original_shape']} nor the binned map {(rb, cb)}.")
+        mask_param = mm
+    if m.sum() < 3:
+        raise DataError("Fewer than 3 sample pixels after masking vacuum/support: pass "
+                        "mask=None to cluster every pixel, or check the data.")
+    X = make_features(counts, normalization, scaling, fit_mask=m)
+    params = dict(bin_factor=int(bin_factor), energy_range=prep["energy_range"],
+                  energy_bin=energy_bin,
+                  normalization=normalization, scaling=scaling, mask=mask_param)
+    key = cache.make_key("features", cache.data_hash(signal), params)
+    return Features(X=X, counts=counts, mask=m, binned_shape=(rb, cb),
+                    original_shape=prep["original_shape"], energy=prep["energy"],
+                    energy_range=prep["energy_range"], bin_factor=int(bin_factor), key=key,
+                    params=params)
+
+
+def decomposition(signal, n_components=None, max_components=30, random_state=0, cache=True,
+                  features=None, **feature_kw):
+    """PCA of the features (cached). Returns ``(Features, PCAResult)``.
+
+    ``feature_kw`` are the arguments of :func:`compute_features`.
+    """
+    from . import cache as _cache
+    from .decompose import pca
+    feats = features if features is not None else compute_features(signal, **feature_kw)
+    res = _cache.cached("pca", feats.key, dict(max_components=max_components,
+                                               random_state=random_state),
+                        lambda: pca(feats.X, None, max_components=max_components,
+                                    random_state=random_state, fit_mask=feats.mask),
+                        enabled=cache)
+    if n_components is not None:
+        res = res.with_components(n_components)
+    return feats, res
+
+
+def _to_original(feats, labels_flat, extra=None, fill=-1):
+    from .preprocess import upsample_labels
+    lb = np.asarray(labels_flat).reshape(feats.binned_shape)
+    up = upsample_labels(lb, feats.bin_factor, feats.original_shape, fill=fill)
+    return lb, up
+
+
+def workflow1(signal, n_clusters=4, n_components=None, *, bin_factor=2, energy_range=None,
+              normalization="total", scaling="standard", mask="auto", energy_bin="auto",
+              random_state=0, n_init=4, covariance_type="full", max_components=30, refine=True,
+              cache=True):
+    """Workflow 1 of the paper: bin → features → scale → PCA → Gaussian mixture (→ refine).
+
+    Parameters
+    ----------
+    signal : EDSTEMSpectrum, (rows, cols, channels) array, or a path / demo name
+    n_clusters : int
+        Gaussian-mixture components (the paper: chosen by hand, 4 for hea6).
+    n_components : int or None
+        PCA components; None = automatic elbow (:func:`helpers.decompose.profile_likelihood_elbow`).
+    bin_factor, energy_range, normalization, scaling, mask, energy_bin
+        See :func:`compute_features`. Defaults: bin ×2, useful energy range, per-pixel
+        normalisation to total counts, per-channel standard scaling, automatic vacuum mask.
+    random_state : int
+    n_init : int
+        GMM initialisations (best likelihood kept).
+    covariance_type : str
+    max_components : int
+        PCA components computed for the scree plot.
+    refine : bool
+        Polish the GMM partition with a multinomial mixture of the raw binned counts
+        (:func:`poisson_mixture_refine`, the right noise model for counts; on simulated hea6
+        it brings the ARI to the per-pixel Poisson ceiling). False = the paper's plain GMM.
+    cache : bool
+        Read/write intermediate results in the on-disk cache (:mod:`helpers.cache`).
+
+    Returns
+    -------
+    WorkflowResult
+        ``labels`` (rows, cols) on the original grid, clusters numbered 0.. by size, -1 for
+        vacuum/support and cropped edges; ``probabilities`` (rows, cols, n_clusters) posteriors
+        (0 where unassigned); ``scores`` PCA scores of every binned pixel.
+    """
+    from . import cache as _cache
+    feats, p = decomposition(signal, n_components=n_components, max_components=max_components,
+                             random_state=random_state, cache=cache, bin_factor=bin_factor,
+                             energy_range=energy_range, normalization=normalization,
+                             scaling=scaling, mask=mask, energy_bin=energy_bin)
+    m = feats.mask
+    params = dict(n_components=p.n_components, n_clusters=n_clusters, random_state=random_state,
+                  n_init=n_init, covariance_type=covariance_type, max_components=max_components)
+    n_clusters = _check_int(n_clusters, "N_CLUSTERS", 1, int(m.sum()),
+                            "choose between 1 and the number of (binned) sample pixels.")
+    g = _cache.cached("gmm", feats.key, params,
+                      lambda: gmm_cluster(p.scores[m], n_clusters, random_state=random_state,
+                                          n_init=n_init, covariance_type=covariance_type),
+                      enabled=cache)
+    labels, proba = g.labels, g.probabilities
+    if refine and n_clusters > 1:
+        labels, proba, _ = poisson_mixture_refine(feats.counts[m], labels)
+    params["refine"] = bool(refine)
+    lab = np.full(m.size, -1, int)
+    lab[m] = labels
+    prob = np.zeros((m.size, n_clusters))
+    prob[m] = proba
+    lb, up = _to_original(feats, lab)
+    from .preprocess import upsample_labels
+    prob_up = upsample_labels(prob.reshape(*feats.binned_shape, n_clusters), feats.bin_factor,
+                              feats.original_shape, fill=0.0)
+    _, mask_up = _to_original(feats, m.astype(int), fill=0)
+    return WorkflowResult(workflow=1, labels=up, probabilities=prob_up, mask=mask_up.astype(bool),
+                          labels_binned=lb, mask_binned=m.reshape(feats.binned_shape),
+                          scores=p.scores, n_components=p.n_components, elbow=p.elbow,
+                          n_clusters=int(lab.max() + 1), bin_factor=feats.bin_factor,
+                          binned_shape=feats.binned_shape, original_shape=feats.original_shape,
+                          energy=feats.energy, params={**feats.params, **params,
+                                                       "mask": "auto" if isinstance(mask, str)
+                                                       else (None if mask is None else "array")},
+                          pca=p)
+
+
+def default_min_cluster_size(n_pixels):
+    """Default HDBSCAN ``min_cluster_size``: 1 % of the clustered (binned) pixels, at least 10."""
+    return int(max(10, round(0.01 * n_pixels)))
+
+
+def embedding_for(signal, umap_input="pca", n_components=None, umap_dims=4, n_neighbors=15,
+                  random_state=0, max_components=30, cache=True, features=None, **feature_kw):
+    """UMAP embedding of the sample pixels (cached). Returns ``(Features, PCAResult, embedding)``.
+
+    ``embedding`` has one row per binned pixel; masked rows are NaN.
+    """
+    from . import cache as _cache
+    if umap_input not in ("pca", "spectra"):
+        raise ParameterError(f"UMAP_INPUT={umap_input!r} is unknown: use 'pca' (PCA scores, "
+                             "fast) or 'spectra' (full scaled spectra, the paper's way).")
+    feats, p = decomposition(signal, n_components=n_components, max_components=max_components,
+                             random_state=random_state, cache=cache, features=features,
+                             **feature_kw)
+    m = feats.mask
+    data = p.scores if umap_input == "pca" else feats.X
+    params = dict(umap_input=umap_input, n_components=p.n_components if umap_input == "pca"
+                  else None, umap_dims=umap_dims, n_neighbors=n_neighbors,
+                  random_state=random_state, max_components=max_components)
+
+    def run():
+        emb = np.full((m.size, umap_dims), np.nan)
+        emb[m] = umap_embed(data[m], n_components=umap_dims, n_neighbors=n_neighbors,
+                            random_state=random_state)
+        return emb
+
+    emb = _cache.cached("umap", feats.key, params, run, enabled=cache)
+    return feats, p, emb
+
+
+def workflow2(signal, min_cluster_size=None, min_samples=None, *, umap_input="pca",
+              n_components=None, umap_dims=4, n_neighbors=15, allow_single_cluster=True,
+              bin_factor=2, energy_range=None, normalization="total", scaling="standard",
+              mask="auto", energy_bin="auto", random_state=0, max_components=30, cache=True):
+    """Workflow 2 of the paper: bin → features → scale → UMAP (4-D) → HDBSCAN.
+
+    Parameters
+    ----------
+    signal : EDSTEMSpectrum, (rows, cols, channels) array, or a path / demo name
+    min_cluster_size : int or None
+        Smallest cluster, in binned pixels; None = :func:`default_min_cluster_size`.
+    min_samples : int or None
+        HDBSCAN's density smoothing, set explicitly; None = min(10, min_cluster_size).
+    umap_input : {"pca", "spectra"}
+        Embed the PCA scores (default: faster, less noise) or the full scaled spectra (the
+        paper's way).
+    n_components : int or None
+        PCA components for ``umap_input="pca"``; None = automatic elbow.
+    umap_dims, n_neighbors : int
+        UMAP output dimensions (paper: 4) and neighbourhood size; min_dist is 0, metric
+        Euclidean.
+    allow_single_cluster : bool
+        Allow the answer "one cluster": after masking the support, a uniform sample (hea7
+        particles) is one cluster; without it HDBSCAN must split it or call it noise.
+    bin_factor, energy_range, normalization, scaling, mask, random_state, max_components, cache
+        As in :func:`workflow1`.
+
+    Returns
+    -------
+    WorkflowResult
+        ``labels`` (rows, cols) on the original grid, -1 = noise, vacuum/support or cropped;
+        ``probabilities`` (rows, cols) HDBSCAN membership strength; ``embedding`` the UMAP
+        coordinates; ``hdbscan`` holds the single-linkage tree for :func:`recluster_workflow2`.
+    """
+    from . import cache as _cache
+    feats, p, emb = embedding_for(signal, umap_input=umap_input, n_components=n_components,
+                                  umap_dims=umap_dims, n_neighbors=n_neighbors,
+                                  random_state=random_state, max_components=max_components,
+                                  cache=cache, bin_factor=bin_factor, energy_range=energy_range,
+                                  normalization=normalization, scaling=scaling, mask=mask,
+                                  energy_bin=energy_bin)
+    m = feats.mask
+    n = int(m.sum())
+    mcs = default_min_cluster_size(n) if min_cluster_size is None else min_cluster_size
+    ms = min(10, int(mcs)) if min_samples is None else min_samples
+    params = dict(umap_input=umap_input, n_components=p.n_components, umap_dims=umap_dims,
+                  n_neighbors=n_neighbors, random_state=random_state,
+                  max_components=max_components, min_samples=ms)
+    mcs = _check_int(mcs, "MIN_CLUSTER_SIZE", 2, n,
+                     f"use 2..{n} (binned sample pixels); about 1 % of them is a good start.")
+    ms = _check_int(ms, "MIN_SAMPLES", 1, n - 1, "use a small number such as 5-20.")
+    base = _cache.cached("hdbscan_tree", feats.key, params,
+                         lambda: hdbscan_cluster(emb[m], mcs, ms, allow_single_cluster),
+                         enabled=cache)
+    h = recluster(base, mcs, allow_single_cluster, embedding=emb[m])
+    res = _workflow2_result(feats, p, emb, h)
+    res.params.update(params)
+    res.params.update(min_cluster_size=mcs, allow_single_cluster=allow_single_cluster,
+                      mask="auto" if isinstance(mask, str) else (None if mask is None
+                                                                 else "array"))
+    return res
+
+
+def _workflow2_result(feats, p, emb, h):
+    m = feats.mask
+    lab = np.full(m.size, -1, int)
+    lab[m] = h.labels
+    prob = np.zeros(m.size)
+    prob[m] = h.probabilities
+    lb, up = _to_original(feats, lab)
+    _, prob_up = _to_original(feats, prob, fill=0.0)
+    _, mask_up = _to_original(feats, m.astype(int), fill=0)
+    return WorkflowResult(workflow=2, labels=up, probabilities=prob_up, mask=mask_up.astype(bool),
+                          labels_binned=lb, mask_binned=m.reshape(feats.binned_shape),
+                          scores=p.scores, embedding=emb, n_components=p.n_components,
+                          elbow=p.elbow, n_clusters=h.n_clusters, bin_factor=feats.bin_factor,
+                          binned_shape=feats.binned_shape, original_shape=feats.original_shape,
+                          energy=feats.energy, params=dict(feats.params), hdbscan=h, pca=p)
+
+
+def recluster_workflow2(result, min_cluster_size):
+    """Workflow-2 result at a new ``min_cluster_size``, from the stored HDBSCAN tree.
+
+    No UMAP, no minimum spanning tree: only HDBSCAN's condense/select step (milliseconds).
+    """
+    if result.workflow != 2 or result.hdbscan is None:
+        raise ParameterError("recluster_workflow2 needs a result of workflow2.")
+    m = result.mask_binned.ravel()
+    h = recluster(result.hdbscan, min_cluster_size, embedding=result.embedding[m])
+    lab = np.full(m.size, -1, int)
+    lab[m] = h.labels
+    prob = np.zeros(m.size)
+    prob[m] = h.probabilities
+    from .preprocess import upsample_labels
+    lb = lab.reshape(result.binned_shape)
+    up = upsample_labels(lb, result.bin_factor, result.original_shape)
+    prob_up = upsample_labels(prob.reshape(result.binned_shape), result.bin_factor,
+                              result.original_shape, fill=0.0)
+    params = dict(result.params, min_cluster_size=int(min_cluster_size))
+    return WorkflowResult(workflow=2, labels=up, probabilities=prob_up, mask=result.mask,
+                          labels_binned=lb, mask_binned=result.mask_binned, scores=result.scores,
+                          embedding=result.embedding, n_components=result.n_components,
+                          elbow=result.elbow, n_clusters=h.n_clusters,
+                          bin_factor=result.bin_factor, binned_shape=result.binned_shape,
+                          original_shape=result.original_shape, energy=result.energy,
+                          params=params, hdbscan=h, pca=result.pca)
+
+
+def cluster_mean_spectra(signal_or_counts, labels, energy=None):
+    """Mean raw spectrum of each cluster {label: (channels,)} (noise and vacuum excluded).
+
+    ``signal_or_counts``: a spectrum image (original grid, with ``labels`` of the same grid) or
+    a (pixels, channels) count matrix with flat labels.
+    """
+    data = signal_or_counts.data if hasattr(signal_or_counts, "axes_manager") else signal_or_counts
+    lab = np.asarray(labels)
+    if data.ndim == 3:
+        flat = data.reshape(-1, data.shape[-1])
+        lab = lab.reshape(-1)
+    else:
+        flat = data
+        lab = lab.ravel()
+    out = {}
+    for k in sorted(set(lab[lab >= 0].tolist())):
+        s = flat[lab == k].mean(axis=0)
+        out[int(k)] = np.asarray(s.compute() if hasattr(s, "compute") else s, float)
+    return out

@@ -134,7 +134,7 @@ def plot_map(image, ax=None, title=None, scale=None, cmap="viridis", colorbar=Tr
         sig_axes = image.axes_manager.signal_axes
         if len(sig_axes) == 2:
             scale = (float(sig_axes[0].scale), str(sig_axes[0].units))
-    data = np.asarray(getattr(image, "data", image), float)
+    data = np.asarray(image.data if hasattr(image, "axes_manager") else image, float)
     im = ax.imshow(data, cmap=cmap, interpolation="nearest", **kw)
     ax.set_xticks([])
     ax.set_yticks([])
