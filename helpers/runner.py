@@ -651,11 +651,34 @@ def exit_code(results):
 
 # --------------------------------------------------------------------------- in-place execution
 
+WIDGET_MIME = "application/vnd.jupyter.widget-view+json"
+IGNORE_OUTPUT_TAG = "nbval-ignore-output"
+
+
+def widget_cells(nb):
+    """Code cells of a notebook (dict or NotebookNode) whose stored outputs display a widget."""
+    return [c for c in nb["cells"] if c["cell_type"] == "code"
+            and any(WIDGET_MIME in o.get("data", {}) for o in c.get("outputs", []))]
+
+
+def tag_widget_cells(nb):
+    """Tag every widget-displaying cell ``nbval-ignore-output``; return how many were newly tagged."""
+    added = 0
+    for cell in widget_cells(nb):
+        tags = cell.setdefault("metadata", {}).setdefault("tags", [])
+        if IGNORE_OUTPUT_TAG not in tags:
+            tags.append(IGNORE_OUTPUT_TAG)
+            added += 1
+    return added
+
+
 def execute_in_place(notebooks_dir=None, timeout=None):
     """Re-execute the numbered notebooks in place on their default parameters (``make notebooks``).
 
     Uses nbclient directly (no papermill metadata, no injected cell) so the committed notebooks
-    stay clean; a notebook that fails is left unchanged and reported.
+    stay clean; a notebook that fails is left unchanged and reported. Cells that display a widget
+    are tagged ``nbval-ignore-output``: without a browser, a widget's output goes to a different
+    place under nbval than under nbclient, so it cannot be compared (the static figure after it is).
 
     Returns
     -------
@@ -686,6 +709,7 @@ def execute_in_place(notebooks_dir=None, timeout=None):
             os.environ.update(old_env)
         seconds = time.perf_counter() - t
         if status == "ok":
+            tag_widget_cells(nb)
             nb.metadata["kernelspec"] = kernelspec or {
                 "display_name": "Python 3 (ipykernel)", "language": "python", "name": "python3"}
             tmp = path.with_name(f".{path.name}.tmp")

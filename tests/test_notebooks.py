@@ -78,6 +78,17 @@ def test_notebook_is_committed_executed_in_order(path):
     assert not errors, f"{path.name}: committed with errors {errors}"
 
 
+@needs_notebooks
+@pytest.mark.parametrize("path", NOTEBOOKS, ids=lambda p: p.stem)
+def test_widget_cells_are_tagged_ignore_output(path):
+    """Headless, a widget's output lands elsewhere under nbval than under nbclient: not comparable."""
+    nb = json.loads(path.read_text(encoding="utf-8"))
+    untagged = ["".join(c["source"]).splitlines()[0] for c in runner.widget_cells(nb)
+                if runner.IGNORE_OUTPUT_TAG not in c.get("metadata", {}).get("tags", [])]
+    assert not untagged, (f"{path.name}: widget cells without the tag "
+                          f"'{runner.IGNORE_OUTPUT_TAG}' (make notebooks adds it): {untagged}")
+
+
 # ----------------------------------------------------------------------------- one batch run
 
 @pytest.fixture(scope="module")

@@ -311,6 +311,7 @@ def test_run_killed_half_way_leaves_earlier_results_intact(shared_run, nbdir, tm
 @pytest.mark.slow
 def test_execute_in_place_refreshes_outputs_and_keeps_failures_unchanged(tmp_path):
     good = _notebook('OUTPUT_DIR = None\nN = 3', 'print(sum(range(N)))')
+    good.cells.append(nbformat.v4.new_code_cell("import ipywidgets\nipywidgets.IntSlider(N)"))
     bad = _notebook('OUTPUT_DIR = None', 'raise ValueError("stale")')
     nbformat.write(good, tmp_path / "01_good.ipynb")
     nbformat.write(bad, tmp_path / "02_bad.ipynb")
@@ -320,7 +321,8 @@ def test_execute_in_place_refreshes_outputs_and_keeps_failures_unchanged(tmp_pat
         ("01_good.ipynb", "ok"), ("02_bad.ipynb", "ValueError")]
     nb = nbformat.read(tmp_path / "01_good.ipynb", as_version=4)
     code = [c for c in nb.cells if c.cell_type == "code"]
-    assert [c.execution_count for c in code] == [1, 2]
+    assert [c.execution_count for c in code] == [1, 2, 3]
     assert code[1].outputs[0].text == "3\n"
+    assert [c.metadata.get("tags", []) for c in code[1:]] == [[], ["nbval-ignore-output"]]
     assert "papermill" not in nb.metadata and nb.metadata.kernelspec.name == "python3"
     assert (tmp_path / "02_bad.ipynb").read_bytes() == bad_bytes
