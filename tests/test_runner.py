@@ -189,11 +189,13 @@ def shared_run(nbdir, tmp_path_factory):
     data = tmp / "map.emd"
     data.write_bytes(b"pretend spectrum image")
     before = data.read_bytes(), data.stat().st_mtime_ns
+    kfactors = tmp / "my_kfactors.csv"
+    kfactors.write_text("element,line,k_factor,k_factor_err\nCu,Cu_Ka,1.6,0.05\n")
     out = tmp / "out"
     proc = _cli("demo:x", "demo:x?big=1", data, tmp / "missing.emd", "demo:x?fail=bug",
                 "--out", out, "--notebooks", nbdir, "-p", "N_CLUSTERS", "3",
-                "--elements", "Cu", "Zn,S", "--jobs", "2")
-    return {"proc": proc, "out": out, "data": data, "before": before}
+                "--elements", "Cu", "Zn,S", "--kfactors", kfactors, "--jobs", "2")
+    return {"proc": proc, "out": out, "data": data, "before": before, "kfactors": kfactors}
 
 
 @pytest.mark.slow
@@ -233,6 +235,7 @@ def test_output_contract_and_summary(shared_run):
         assert summary["parameters"]["01_labels"]["ELEMENTS"] == ["Cu", "Zn", "S"]
         assert summary["parameters"]["02_tables"]["OUTPUT_DIR"] == str(out.resolve() / name)
         assert "N_CLUSTERS" not in summary["parameters"]["02_tables"]  # only declared names
+        assert summary["parameters"]["02_tables"]["KFACTORS"] == str(shared_run["kfactors"])
         assert summary["files"] == dict.fromkeys(runner.RESULT_FILES, "ok")
     assert json.loads((out / "map" / "results" / "summary.json").read_text())["data"] == \
         str(shared_run["data"].resolve())
@@ -242,7 +245,7 @@ def test_output_contract_and_summary(shared_run):
 def test_input_file_is_never_modified(shared_run):
     data = shared_run["data"]
     assert (data.read_bytes(), data.stat().st_mtime_ns) == shared_run["before"]
-    assert sorted(p.name for p in data.parent.iterdir()) == ["map.emd", "out"]
+    assert sorted(p.name for p in data.parent.iterdir()) == ["map.emd", "my_kfactors.csv", "out"]
 
 
 @pytest.mark.slow
