@@ -13,6 +13,8 @@ JOBS ?= 1
 RUN  := runs/demo-$(shell date +%Y%m%d-%H%M%S)
 # Extra pytest arguments, e.g. `make test PYTEST_ARGS="-k runner -x"`.
 PYTEST_ARGS ?=
+# Extra JupyterLab arguments, e.g. `make lab LAB_ARGS="--no-browser --port 8890"`.
+LAB_ARGS ?=
 
 .DEFAULT_GOAL := help
 .PHONY: help setup demo demo-data test lab notebooks
@@ -49,7 +51,7 @@ test: $(STAMP)
 	    --nbval-sanitize-with tests/nbval_sanitize.cfg $(PYTEST_ARGS)
 
 lab: $(STAMP)
-	$(VENV)/bin/jupyter lab --ServerApp.root_dir=notebooks $(if $(filter 0,$(shell id -u)),--allow-root)
+	$(VENV)/bin/jupyter lab --ServerApp.root_dir=notebooks $(LAB_ARGS) $(if $(filter 0,$(shell id -u)),--allow-root)
 
 notebooks: $(STAMP)
 	$(PY) -m helpers notebooks
