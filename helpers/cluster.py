@@ -230,6 +230,8 @@ def umap_embed(X, n_components=4, n_neighbors=15, min_dist=0.0, metric="euclidea
     n_neighbors = _check_int(n_neighbors, "n_neighbors", 2, max(2, n - 1),
                              "use about 10-50, fewer than the number of pixels.")
     import umap
+    from .numba_cache import enable as _numba_disk_cache
+    _numba_disk_cache()   # umap-learn's JIT kept on disk: paid once per machine, not per kernel
     reducer = umap.UMAP(n_components=n_components, n_neighbors=n_neighbors, min_dist=min_dist,
                         metric=metric, random_state=random_state, n_jobs=1)
     with warnings.catch_warnings():
