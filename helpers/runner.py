@@ -338,7 +338,8 @@ def _hea_error_names():
     return names
 
 
-def run_input(spec, name, out, notebooks, injected, overwrite=False, debug=False, versions=None):
+def run_input(spec, name, out, notebooks, injected, overwrite=False, debug=False, versions=None,
+              declared=None):
     """Run every notebook on one input; never raises (the outcome is in the returned dict).
 
     Parameters
@@ -360,6 +361,8 @@ def run_input(spec, name, out, notebooks, injected, overwrite=False, debug=False
         Keep full tracebacks in the result.
     versions : dict, optional
         Package versions for summary.json (default ``helpers.show_versions``).
+    declared : dict, optional
+        ``{notebook name: declared parameters}`` if already read (default: read them here).
 
     Returns
     -------
@@ -383,7 +386,7 @@ def run_input(spec, name, out, notebooks, injected, overwrite=False, debug=False
         for sub in ("notebooks", "figures", "results"):
             (staging / sub).mkdir(parents=True, exist_ok=True)
         params = dict(injected, DATA=data, OUTPUT_DIR=str(staging))
-        declared = _declared_by_notebook(notebooks)
+        declared = declared or _declared_by_notebook(notebooks)
         effective = {}
         for nb in notebooks:
             names = declared[nb.name]
@@ -466,7 +469,7 @@ def _point_injected_cell_at(notebook, staging, final):
     for cell in nb.get("cells", []):
         if "injected-parameters" in cell.get("metadata", {}).get("tags", []):
             src = "".join(cell.get("source", ""))
-            new = src.replace(repr(str(staging)), repr(str(final)))
+            new = src.replace(str(staging), str(final))
             changed |= new != src
             cell["source"] = new
     if changed:
@@ -521,7 +524,8 @@ def prepare_output(out):
     return out.resolve()
 
 
-def build_parameters(notebooks, elements=None, beam_energy=None, kfactors=None, params=None):
+def build_parameters(notebooks, elements=None, beam_energy=None, kfactors=None, params=None,
+                     declared=None):
     """The parameters to inject, checked against what the notebooks declare.
 
     Parameters
@@ -533,6 +537,8 @@ def build_parameters(notebooks, elements=None, beam_energy=None, kfactors=None, 
         k-factor CSV; validated here (KFactorError when unreadable).
     params : dict or list of (str, str), optional
         Extra ``NAME: value`` pairs; string values are parsed as Python literals when possible.
+    declared : dict, optional
+        ``{notebook name: declared parameters}`` if already read.
 
     Raises
     ------
@@ -556,8 +562,8 @@ def build_parameters(notebooks, elements=None, beam_energy=None, kfactors=None, 
                                  "the run folder with --out.")
         injected[key] = parse_value(value) if isinstance(value, str) else value
     known = set()
-    for declared in _declared_by_notebook(notebooks).values():
-        known |= set(declared or {})
+    for names in (declared or _declared_by_notebook(notebooks)).values():
+        known |= set(names or {})
     unknown = [k for k in injected if k not in known]
     if unknown and notebooks:
         raise ParameterError(
@@ -607,7 +613,8 @@ def run(inputs, out, elements=None, beam_energy=None, kfactors=None, params=None
     if not notebooks:
         raise InputFileError(f"No notebooks NN_*.ipynb in {notebooks_dir or DEFAULT_NOTEBOOKS}: "
                              "nothing to run.")
-    injected = build_parameters(notebooks, elements, beam_energy, kfactors, params)
+    declared = _declared_by_notebook(notebooks)
+    injected = build_parameters(notebooks, elements, beam_energy, kfactors, params, declared)
     out = prepare_output(out)
     names = unique_names(inputs)
     existing = [n for n in names if (out / n).exists()]
@@ -615,7 +622,7 @@ def run(inputs, out, elements=None, beam_energy=None, kfactors=None, params=None
         raise OutputError(f"Run folder {out / existing[0]} already exists: pass --overwrite to "
                           "replace it or choose another --out.")
     versions = _versions()
-    tasks = [(spec, name, out, notebooks, injected, overwrite, debug, versions)
+    tasks = [(spec, name, out, notebooks, injected, overwrite, debug, versions, declared)
              for spec, name in zip(inputs, names)]
     if jobs == 1 or len(tasks) == 1:
         return [run_input(*t) for t in tasks]

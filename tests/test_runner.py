@@ -237,6 +237,9 @@ def test_output_contract_and_summary(shared_run):
         assert "N_CLUSTERS" not in summary["parameters"]["02_tables"]  # only declared names
         assert summary["parameters"]["02_tables"]["KFACTORS"] == str(shared_run["kfactors"])
         assert summary["files"] == dict.fromkeys(runner.RESULT_FILES, "ok")
+        injected = nbformat.read(out / name / "notebooks" / "02_tables.ipynb", as_version=4).cells[2]
+        assert injected.metadata.tags == ["injected-parameters"]
+        assert f'OUTPUT_DIR = "{out.resolve() / name}"' in injected.source  # not the staging path
     assert json.loads((out / "map" / "results" / "summary.json").read_text())["data"] == \
         str(shared_run["data"].resolve())
 
