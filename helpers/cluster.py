@@ -646,6 +646,10 @@ def embedding_for(signal, umap_input="pca", n_components=None, umap_dims=4, n_ne
     feats, p = decomposition(signal, n_components=n_components, max_components=max_components,
                              random_state=random_state, cache=cache, features=features,
                              **feature_kw)
+    if n_components is None and umap_input == "pca":
+        # UMAP needs more input than output dimensions: an elbow of 2 would leave it a plane to
+        # tear into fragments. Components beyond the elbow are mostly noise and cost little.
+        p = p.with_components(min(max(p.elbow, 2 * umap_dims), p.all_scores.shape[1]))
     m = feats.mask
     data = p.scores if umap_input == "pca" else feats.X
     params = dict(umap_input=umap_input, n_components=p.n_components if umap_input == "pca"
@@ -679,7 +683,8 @@ def workflow2(signal, min_cluster_size=None, min_samples=None, *, umap_input="pc
         Embed the PCA scores (default: faster, less noise) or the full scaled spectra (the
         paper's way).
     n_components : int or None
-        PCA components for ``umap_input="pca"``; None = automatic elbow.
+        PCA components for ``umap_input="pca"``; None = the larger of the automatic elbow and
+        2 × ``umap_dims`` (UMAP needs more input than output dimensions).
     umap_dims, n_neighbors : int
         UMAP output dimensions (paper: 4) and neighbourhood size; min_dist is 0, metric
         Euclidean.

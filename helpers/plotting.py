@@ -347,3 +347,176 @@ def save_figure(fig_or_ax, name, output_dir=None, formats=("png",), dpi=150):
         raise OutputError(f"Cannot write figure {name!r} to {d}: {e.strerror}; choose a writable "
                           "OUTPUT_DIR.") from None
     return paths
+
+
+# --------------------------------------------------------------------------------------------
+# stage figures (notebooks 01-04)
+# --------------------------------------------------------------------------------------------
+def plot_element_maps(maps, ncols=None, scale=None, cmap="viridis", axes=None, titles=None):
+    """Element maps in a grid (the paper's Fig. 2/4 layout), each with a scale bar.
+
+    Parameters
+    ----------
+    maps : dict {line: Signal2D or 2-D array}, in display order (pairs next to each other)
+    ncols : int, optional (default: 2 for ≤ 6 maps, else 4)
+    scale : signal or (pixel_size, units), used when the maps carry no calibration
+
+    Returns
+    -------
+    array of axes
+    """
+    _, plt = _mpl()
+    n = len(maps)
+    ncols = ncols or (2 if n <= 6 else 4)
+    nrows = int(np.ceil(n / ncols))
+    if axes is None:
+        fig, axes = plt.subplots(nrows, ncols, figsize=(3.2 * ncols, 3.0 * nrows), squeeze=False)
+    axes = np.asarray(axes).reshape(-1)
+    for ax, (line, m) in zip(axes, maps.items()):
+        title = (titles or {}).get(line, line.replace("_", " "))
+        plot_map(m, ax=ax, title=title, scale=scale, cmap=cmap)
+    for ax in axes[n:]:
+        ax.axis("off")
+    return axes
+
+
+def plot_correlation_matrix(corr, ax=None, title="Element correlation"):
+    """Heat map of an element-element correlation DataFrame (-1 blue .. +1 red)."""
+    _, plt = _mpl()
+    if ax is None:
+        _, ax = plt.subplots(figsize=(4.8, 4.2))
+    v = corr.values
+    im = ax.imshow(v, cmap="RdBu_r", vmin=-1, vmax=1)
+    ax.set_xticks(range(len(corr.columns)), corr.columns)
+    ax.set_yticks(range(len(corr.index)), corr.index)
+    for i in range(v.shape[0]):
+        for j in range(v.shape[1]):
+            ax.text(j, i, f"{v[i, j]:.2f}", ha="center", va="center", fontsize=7,
+                    color="white" if abs(v[i, j]) > 0.6 else "black")
+    ax.figure.colorbar(im, ax=ax, fraction=0.046, pad=0.04)
+    ax.set_title(title)
+    return ax
+
+
+def plot_scree(pca_result, ax=None, n_components=None):
+    """Scree plot: explained-variance ratio (log axis) per component, elbow marked.
+
+    Parameters
+    ----------
+    pca_result : helpers.decompose.PCAResult
+    n_components : int, optional; also mark the number actually used
+    """
+    _, plt = _mpl()
+    if ax is None:
+        _, ax = plt.subplots(figsize=(5, 3.5))
+    evr = np.asarray(pca_result.explained_variance_ratio)
+    k = np.arange(1, evr.size + 1)
+    ax.semilogy(k, evr, "o-", ms=4, color="0.2")
+    e = pca_result.elbow
+    ax.semilogy([e], [evr[e - 1]], "o", ms=10, mfc="none", mec="C3", mew=2,
+                label=f"automatic elbow: {e}")
+    if n_components is not None and n_components != e:
+        ax.axvline(n_components, color="C0", ls="--", lw=1, label=f"used: {n_components}")
+    ax.set_xlabel("component")
+    ax.set_ylabel("explained variance ratio")
+    ax.set_title("Scree plot")
+    ax.legend(frameon=False)
+    return ax
+
+
+def plot_pca_components(pca_result, n_components, binned_shape, energy=None, mask=None,
+                        scale=None, max_shown=6, fig=None):
+    """Score map and loading of the first ``n_components`` PCA components (up to ``max_shown``).
+
+    Returns
+    -------
+    array of axes (2 rows: score maps, loadings)
+    """
+    _, plt = _mpl()
+    n = int(min(n_components, max_shown, pca_result.all_scores.shape[1]))
+    if fig is None:
+        fig = plt.figure(figsize=(2.6 * n, 5.2))
+    axes = fig.subplots(2, n, squeeze=False)
+    for i in range(n):
+        img = pca_result.all_scores[:, i].reshape(binned_shape).astype(float)
+        if mask is not None:
+            img = np.where(np.asarray(mask, bool).reshape(binned_shape), img, np.nan)
+        lim = np.nanpercentile(np.abs(img), 99) or 1.0
+        plot_map(img, ax=axes[0, i], title=f"PC {i + 1} scores", scale=scale, cmap="RdBu_r",
+                 colorbar=False, vmin=-lim, vmax=lim)
+        x = energy if energy is not None and len(energy) == pca_result.components.shape[1] \
+            else np.arange(pca_result.components.shape[1])
+        axes[1, i].plot(x, pca_result.components[i], lw=0.8, color="0.2")
+        axes[1, i].set_title(f"PC {i + 1} loading", fontsize=9)
+        axes[1, i].set_xlabel("Energy (keV)" if energy is not None else "feature")
+    if n_components > n:
+        fig.suptitle(f"first {n} of {n_components} components shown")
+    fig.tight_layout()
+    return axes
+
+
+def plot_gmm_criteria(criteria, ax=None, n_clusters=None):
+    """BIC and AIC against the number of Gaussian-mixture components."""
+    _, plt = _mpl()
+    if ax is None:
+        _, ax = plt.subplots(figsize=(5, 3.5))
+    ax.plot(criteria["n"], criteria["bic"], "o-", label="BIC")
+    ax.plot(criteria["n"], criteria["aic"], "s--", label="AIC")
+    if n_clusters is not None:
+        ax.axvline(n_clusters, color="0.5", ls=":", label=f"N_CLUSTERS = {n_clusters}")
+    ax.set_xlabel("number of clusters")
+    ax.set_ylabel("information criterion (lower is better)")
+    ax.legend(frameon=False)
+    return ax
+
+
+def plot_probability_maps(result, scale=None, axes=None):
+    """Posterior probability (W1) or membership strength (W2) maps of each cluster."""
+    _, plt = _mpl()
+    prob = np.asarray(result.probabilities)
+    if prob.ndim == 2:    # W2: one membership map, show per cluster where labelled
+        k = result.n_clusters
+        maps = [np.where(result.labels == j, prob, np.nan) for j in range(k)]
+    else:
+        k = prob.shape[-1]
+        maps = [np.where(result.mask, prob[..., j], np.nan) for j in range(k)]
+    if axes is None:
+        _, axes = plt.subplots(1, max(k, 1), figsize=(3.0 * max(k, 1), 3.0), squeeze=False)
+    axes = np.asarray(axes).reshape(-1)
+    for j in range(k):
+        plot_map(maps[j], ax=axes[j], title=f"cluster {j}", scale=scale, cmap="magma",
+                 colorbar=j == k - 1, vmin=0, vmax=1)
+        for sp in axes[j].spines.values():
+            sp.set_edgecolor(cluster_color(j))
+            sp.set_linewidth(3)
+    return axes
+
+
+def plot_clusters(result, scale=None, title=None, fig=None):
+    """Cluster map next to the embedding (W2) or PCA-score (W1) scatter, shared colours.
+
+    Returns
+    -------
+    array of two axes
+    """
+    _, plt = _mpl()
+    if fig is None:
+        fig = plt.figure(figsize=(10, 4))
+    axes = fig.subplots(1, 2)
+    wf = "workflow 2 (UMAP + HDBSCAN)" if result.workflow == 2 else "workflow 1 (PCA + GMM)"
+    n_noise = int(np.sum(result.labels_binned[result.mask_binned] < 0))
+    t = title or f"{wf}: {result.n_clusters} clusters" + (
+        f", noise {100 * result.noise_fraction:.0f} %" if result.workflow == 2 else "")
+    plot_cluster_map(result.labels, ax=axes[0], mask=result.mask, scale=scale, title=t)
+    m = result.mask_binned.ravel()
+    emb = result.embedding if result.workflow == 2 and result.embedding is not None \
+        else result.scores
+    if emb.shape[1] >= 2:
+        plot_embedding(emb[m], result.labels_binned.ravel()[m], ax=axes[1],
+                       title="UMAP embedding" if result.workflow == 2 else "PCA scores")
+    else:
+        axes[1].hist(emb[m, 0], bins=50)
+    if result.workflow == 2 and n_noise:
+        axes[1].set_title(axes[1].get_title() + f" ({n_noise} noise px)")
+    fig.tight_layout()
+    return axes

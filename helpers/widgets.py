@@ -1,0 +1,121 @@
+"""Sliders for the interactive notebooks: thin wrappers around the plotting/cluster functions.
+
+Each slider is a :class:`SliderView`: an ipywidgets ``IntSlider`` plus an ``Output`` area. Its
+callback, :meth:`SliderView.update`, recomputes only what the slider changes and redraws the
+same figure the notebook then draws statically. The callback is plain Python, so tests call it
+headless (``view.update(5)`` or ``view.slider.value = 5``).
+
+* :func:`component_slider` (02): number of PCA components → score maps and loadings (no
+  recomputation: the PCA is truncated).
+* :func:`n_clusters_slider` (03): number of GMM clusters → cluster map (GMM only is re-run).
+* :func:`min_cluster_size_slider` (04): HDBSCAN min_cluster_size → cluster map, re-condensed
+  from the stored single-linkage tree (no UMAP, no spanning tree).
+"""
+from __future__ import annotations
+
+import numpy as np
+
+
+class SliderView:
+    """An integer slider whose callback redraws a figure.
+
+    Attributes
+    ----------
+    slider : ipywidgets.IntSlider
+    output : ipywidgets.Output
+    widget : ipywidgets.VBox (display this)
+    last : whatever the callback returned last (e.g. the new result)
+    calls : number of times the callback ran
+    """
+
+    def __init__(self, description, value, lo, hi, callback, step=1):
+        import ipywidgets as w
+        self._callback = callback
+        self.slider = w.IntSlider(value=int(value), min=int(lo), max=int(hi), step=step,
+                                  description=description, continuous_update=False,
+                                  style={"description_width": "initial"},
+                                  layout=w.Layout(width="480px"))
+        self.output = w.Output()
+        self.widget = w.VBox([self.slider, self.output])
+        self.last = None
+        self.calls = 0
+        self.slider.observe(lambda change: self.update(change["new"]), names="value")
+        self.update(self.slider.value)
+
+    def update(self, value):
+        """Run the callback for ``value`` and redraw (works without a browser)."""
+        import matplotlib.pyplot as plt
+        value = int(value)
+        if self.slider.value != value:      # keeps slider and figure in step when called directly
+            self.slider.value = value        # (the observer then calls update again)
+            return self.last
+        self.output.clear_output(wait=True)
+        with self.output:
+            self.last = self._callback(value)
+            plt.show()
+        self.calls += 1
+        return self.last
+
+    def _ipython_display_(self):
+        from IPython.display import display
+        display(self.widget)
+
+
+def component_slider(pca_result, binned_shape, energy=None, mask=None, scale=None,
+                     max_value=None):
+    """Slider for the number of PCA components: redraws score maps and loadings.
+
+    Parameters
+    ----------
+    pca_result : helpers.decompose.PCAResult
+    binned_shape : (rows, cols) of the binned grid
+    energy : keV of the feature channels (for the loading plots)
+    mask : binned sample mask (vacuum blank in the score maps)
+    """
+    from .plotting import plot_pca_components
+    hi = max_value or min(12, pca_result.all_scores.shape[1])
+
+    def draw(n):
+        axes = plot_pca_components(pca_result, n, binned_shape, energy, mask, scale)
+        return {"n_components": n, "axes": axes, "result": pca_result.with_components(n)}
+
+    return SliderView("PCA components", pca_result.n_components, 1, hi, draw)
+
+
+def n_clusters_slider(signal, scale=None, lo=1, hi=8, value=4, **workflow1_kw):
+    """Slider for the number of GMM clusters: re-runs the mixture, redraws the cluster map.
+
+    ``workflow1_kw`` are passed to :func:`helpers.cluster.workflow1` (the PCA is cached).
+    """
+    from .cluster import workflow1
+    from .plotting import plot_clusters
+
+    def draw(k):
+        r = workflow1(signal, n_clusters=k, **workflow1_kw)
+        plot_clusters(r, scale=scale)
+        return r
+
+    return SliderView("N_CLUSTERS", value, lo, hi, draw)
+
+
+def min_cluster_size_slider(result, scale=None, lo=None, hi=None):
+    """Slider for HDBSCAN's min_cluster_size, re-clustering from the cached tree.
+
+    Parameters
+    ----------
+    result : WorkflowResult of :func:`helpers.cluster.workflow2`
+    lo, hi : slider range in binned pixels (default 5 .. 20 % of the sample pixels)
+    """
+    from .cluster import recluster_workflow2
+    from .plotting import plot_clusters
+    n = int(result.mask_binned.sum())
+    lo = lo or min(5, n)
+    hi = hi or max(lo + 1, int(0.2 * n))
+    value = int(np.clip(result.params.get("min_cluster_size", lo), lo, hi))
+
+    def draw(mcs):
+        r = recluster_workflow2(result, mcs)
+        plot_clusters(r, scale=scale)
+        return r
+
+    return SliderView("min_cluster_size (binned px)", value, lo, hi, draw)

@@ -1,0 +1,223 @@
+"""Clustering: core functions on synthetic blobs, and both workflows against simulated truth."""
+import numpy as np
+import pytest
+from sklearn.datasets import make_blobs
+
+from ceiling import ari_vs_truth, poisson_ceiling_ari
+from helpers import cluster as C
+from helpers.errors import DataError, ParameterError
+
+
+@pytest.fixture(scope="module")
+def blobs():
+    X, y = make_blobs(600, centers=4, n_features=5, random_state=1,
+                      cluster_std=[1.0, 1.0, 2.0, 0.5])
+    return X, y
+
+
+# --------------------------------------------------------------------------------------------
+# core functions
+# --------------------------------------------------------------------------------------------
+def test_relabel_by_size_orders_clusters_and_keeps_noise():
+    lab = np.array([5, 5, 2, 2, 2, -1, 7])
+    new, order = C.relabel_by_size(lab)
+    assert new.tolist() == [1, 1, 0, 0, 0, -1, 2]
+    assert order == [2, 5, 7]
+
+
+def test_gmm_recovers_blobs_and_numbering_is_seed_independent(blobs):
+    X, y = blobs
+    r = C.gmm_cluster(X, 4, random_state=0)
+    assert C.ari(r.labels, y) > 0.99
+    np.testing.assert_allclose(r.probabilities.sum(axis=1), 1, atol=1e-6)
+    # posterior columns follow the renumbered labels
+    assert np.mean(r.probabilities.argmax(axis=1) == r.labels) > 0.99
+    stab = C.seed_stability(lambda s: C.gmm_cluster(X, 4, random_state=s).labels, seeds=(0, 1, 2))
+    assert stab["min_ari"] > 0.99
+    # identical numbers (not just the same partition): deterministic relabelling
+    assert all(np.array_equal(stab["labels"][0], lab) for lab in stab["labels"][1:])
+
+
+def test_hdbscan_keeps_noise_and_recluster_equals_fresh_hdbscan(blobs):
+    import hdbscan
+    X, y = blobs
+    rng = np.random.default_rng(0)
+    Xn = np.vstack([X, rng.uniform(X.min(0), X.max(0), size=(40, X.shape[1]))])
+    h = C.hdbscan_cluster(Xn, 20, 5)
+    assert h.n_clusters == 4
+    assert (h.labels == -1).sum() > 0                      # uniform points are noise
+    assert h.probabilities[h.labels == -1].max() == 0
+    for mcs in (10, 50, 140):
+        r = C.recluster(h, mcs, embedding=Xn)
+        fresh = hdbscan.HDBSCAN(min_cluster_size=mcs, min_samples=5).fit(Xn)
+        assert C.ari(r.labels, fresh.labels_) == pytest.approx(1.0)
+        np.testing.assert_allclose(r.probabilities, fresh.probabilities_)
+
+
+def test_poisson_refinement_recovers_multinomial_mixture():
+    rng = np.random.default_rng(0)
+    k, ch, n = 3, 40, 900
+    spectra = rng.dirichlet(np.ones(ch) * 0.5, size=k)
+    truth = rng.integers(0, k, n)
+    totals = rng.integers(20, 200, n)          # "thickness": totals differ 10x
+    counts = np.stack([rng.multinomial(t, spectra[c]) for t, c in zip(totals, truth)])
+    bad = np.where(rng.random(n) < 0.3, rng.integers(0, k, n), truth)   # 30 % scrambled
+    lab, post, it = C.poisson_mixture_refine(counts, bad)
+    assert C.ari(lab, truth) > 0.98
+    assert post.shape == (n, k) and np.allclose(post.sum(1), 1)
+
+
+def test_parameter_errors_are_package_errors(blobs):
+    X, _ = blobs
+    with pytest.raises(ParameterError, match="n_clusters"):
+        C.gmm_cluster(X, 0)
+    with pytest.raises(ParameterError, match="n_clusters"):
+        C.gmm_cluster(X, len(X) + 1)
+    with pytest.raises(ParameterError, match="min_cluster_size"):
+        C.hdbscan_cluster(X, 1, 5)
+    with pytest.raises(ParameterError, match="min_cluster_size"):
+        C.hdbscan_cluster(X, len(X) + 1, 5)
+    with pytest.raises(DataError, match="NaN"):
+        C.gmm_cluster(np.full((10, 2), np.nan), 2)
+
+
+# --------------------------------------------------------------------------------------------
+# workflows on simulated data
+# --------------------------------------------------------------------------------------------
+@pytest.fixture(scope="module")
+def hea6_w1(hea6_96):
+    signal, _ = hea6_96
+    return C.workflow1(signal, n_clusters=4)
+
+
+@pytest.fixture(scope="module")
+def hea6_w2(hea6_96):
+    signal, _ = hea6_96
+    return C.workflow2(signal)
+
+
+@pytest.fixture(scope="module")
+def hea6_ceiling(hea6_96):
+    return poisson_ceiling_ari(*hea6_96, bin_factor=2)
+
+
+def test_workflow1_hea6_reaches_poisson_ceiling(hea6_96, hea6_w1, hea6_ceiling):
+    signal, truth = hea6_96
+    r = hea6_w1
+    assert r.labels.shape == truth.labels.shape
+    score = ari_vs_truth(r.labels, truth)
+    print(f"\nW1 hea6 96x96: ARI {score:.3f}, Poisson ceiling {hea6_ceiling:.3f}")
+    assert score >= 0.90 or score >= hea6_ceiling - 0.03
+    assert r.n_clusters == 4
+    # vacuum mask: no all-vacuum 2x2 block clustered, no all-sample block lost
+    from helpers.preprocess import bin_navigation
+    n_sample = bin_navigation((truth.labels >= 0)[..., None].astype(float), 2)[0][..., 0]
+    assert not np.any(r.labels_binned[n_sample == 0] >= 0)
+    assert np.all(r.labels_binned[n_sample == 4] >= 0)
+
+
+def test_workflow2_hea6_reaches_poisson_ceiling(hea6_96, hea6_w2, hea6_ceiling):
+    signal, truth = hea6_96
+    r = hea6_w2
+    score = ari_vs_truth(r.labels, truth, exclude_noise=True)
+    noise = float(np.mean(r.labels[truth.labels >= 0] < 0))
+    print(f"\nW2 hea6 96x96: ARI {score:.3f} (noise excluded, noise {100 * noise:.1f} %), "
+          f"Poisson ceiling {hea6_ceiling:.3f}, {r.n_clusters} clusters")
+    assert noise <= 0.15
+    assert score >= 0.90 or score >= hea6_ceiling - 0.03
+
+
+def test_thickness_normalisation_separates_phases_not_thickness(hea6_96):
+    """Without per-pixel normalisation the leading PCA score follows thickness."""
+    from helpers.preprocess import bin_navigation
+    signal, truth = hea6_96
+    thick = bin_navigation(truth.thickness[..., None], 2)[0][..., 0].ravel()
+    pure = bin_navigation((truth.labels == 2)[..., None].astype(float), 2)[0][..., 0].ravel() == 4
+    corr = {}
+    for norm in ("none", "total"):
+        f, p = C.decomposition(signal, normalization=norm)
+        sel = pure & f.mask      # one phase only: any score variation is thickness or noise
+        corr[norm] = max(abs(np.corrcoef(p.all_scores[sel, i], thick[sel])[0, 1])
+                         for i in range(3))
+    print(f"\n|corr(PC score, thickness)| within majority wurtzite: {corr}")
+    assert corr["none"] > 0.8
+    assert corr["total"] < 0.3
+
+
+def _n_particle(truth):
+    """Particle pixels in each 2x2 block."""
+    from helpers.preprocess import bin_navigation
+    return bin_navigation((truth.labels >= 0)[..., None].astype(float), 2)[0][..., 0]
+
+
+def test_hea7_workflow2_one_particle_cluster(hea7_96):
+    signal, truth = hea7_96
+    r = C.workflow2(signal)
+    print(f"\nW2 hea7: {r.n_clusters} cluster(s), noise {100 * r.noise_fraction:.1f} %")
+    assert r.n_clusters == 1
+    assert np.all(r.labels_binned[_n_particle(truth) == 0] < 0)   # support is not clustered
+
+
+def test_hea7_workflow1_two_clusters_split_thick_core_from_thin_shell(hea7_96):
+    """The paper's artefact: a uniform particle split into 'core' and 'shell' by thickness."""
+    signal, truth = hea7_96
+    r = C.workflow1(signal, n_clusters=2)
+    th = [truth.thickness[r.labels == k].mean() for k in range(2)]
+    print(f"\nW1 hea7 mean thickness per cluster: {np.round(th, 3)}")
+    assert r.n_clusters == 2
+    assert max(th) > 2 * min(th)
+    assert np.all(r.labels_binned[_n_particle(truth) == 0] < 0)
+
+
+@pytest.mark.slow
+def test_recluster_on_128_does_not_call_umap_again(monkeypatch):
+    from helpers.simulate import simulate
+    signal, _ = simulate("hea6", size=128, seed=3)
+    r = C.workflow2(signal, min_cluster_size=20)
+
+    def boom(*a, **k):
+        raise AssertionError("UMAP was called again")
+
+    import umap
+    monkeypatch.setattr(C, "umap_embed", boom)
+    monkeypatch.setattr(umap, "UMAP", boom)
+    r2 = C.recluster_workflow2(r, 60)
+    assert r2.params["min_cluster_size"] == 60
+    assert r2.labels.shape == (128, 128)
+    r3 = C.workflow2(signal, min_cluster_size=60)      # served from the cache
+    assert np.array_equal(r3.labels, r2.labels)
+
+
+def test_workflow1_seed_stability(hea6_96):
+    signal, _ = hea6_96
+    stab = C.seed_stability(lambda s: C.workflow1(signal, 4, random_state=s).labels,
+                            seeds=(0, 1))
+    print(f"\nW1 seed stability (ARI between seeds): {stab['pairwise_ari']}")
+    assert stab["min_ari"] > 0.95
+
+
+def test_cache_reuses_results(hea6_96):
+    from helpers import cache
+    signal, _ = hea6_96
+    C.workflow1(signal, 3)
+    hits = cache.STATS["hits"]
+    r = C.workflow1(signal, 3)
+    assert cache.STATS["hits"] >= hits + 2                 # PCA and GMM both from the cache
+    assert r.n_clusters == 3
+
+
+def test_sliders_run_headless(hea6_96, hea6_w1, hea6_w2):
+    import matplotlib.pyplot as plt
+    from helpers import widgets
+    signal, _ = hea6_96
+    v = widgets.min_cluster_size_slider(hea6_w2, scale=signal)
+    v.slider.value = 200                                   # as if a user moved it
+    assert v.last.params["min_cluster_size"] == 200
+    assert v.last.labels.shape == hea6_w2.labels.shape
+    v = widgets.component_slider(hea6_w1.pca, hea6_w1.binned_shape, mask=hea6_w1.mask_binned)
+    v.update(3)
+    assert v.last["n_components"] == 3 and v.last["result"].scores.shape[1] == 3
+    v = widgets.n_clusters_slider(signal, value=4)
+    v.update(2)
+    assert v.last.n_clusters == 2
+    plt.close("all")
