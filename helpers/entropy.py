@@ -171,7 +171,7 @@ def plot_entropy(table, ax=None, error="total"):
     """Entropy of every cluster (±1σ) per workflow, against the ideal maximum ``f ln N``."""
     import matplotlib.pyplot as plt
 
-    ax = ax or plt.subplots(figsize=(6, 3.5))[1]
+    ax = ax or plt.subplots(figsize=(max(6, 0.3 * table["cluster"].nunique() + 3), 3.5))[1]
     err_col = "s_conf_R_err" if error == "total" else "s_conf_R_err_counting"
     wfs = list(dict.fromkeys(table["workflow"]))
     width = 0.8 / max(len(wfs), 1)
@@ -186,7 +186,8 @@ def plot_entropy(table, ax=None, error="total"):
         ax.axhline(smax, color="k", ls="--", lw=0.8)
         ax.annotate(f"ideal max, {n} cations: {smax:.3f} R", (0, smax), xytext=(2, 2),
                     textcoords="offset points", fontsize=8)
-    ax.set_xticks(range(len(clusters)), [f"cluster {c}" for c in clusters])
+    ax.set_xticks(range(len(clusters)), [str(c) for c in clusters])
+    ax.set_xlabel("cluster")
     ax.set_ylabel(r"$S_\mathrm{conf}$ / R")
     ax.set_ylim(0, max(table["s_max_R"]) * 1.15)
     ax.set_title(f"Configurational entropy (±1σ {error})")
@@ -198,7 +199,7 @@ def plot_metal_to_sulfur(table, ax=None, error="total"):
     """Metal : sulfur ratio of every cluster (±1σ); 1 is stoichiometric MS."""
     import matplotlib.pyplot as plt
 
-    ax = ax or plt.subplots(figsize=(6, 3.2))[1]
+    ax = ax or plt.subplots(figsize=(max(6, 0.3 * table["cluster"].nunique() + 3), 3.2))[1]
     err_col = "metal_to_sulfur_err" if error == "total" else "metal_to_sulfur_err_counting"
     wfs = list(dict.fromkeys(table["workflow"]))
     clusters = sorted(set(table["cluster"]))
@@ -209,7 +210,8 @@ def plot_metal_to_sulfur(table, ax=None, error="total"):
         ax.bar(xs, t["metal_to_sulfur"], width, yerr=t[err_col], capsize=3, color=f"C{j}",
                label=f"workflow {wf}")
     ax.axhline(1.0, color="k", ls="--", lw=0.8, label="MS (1 : 1)")
-    ax.set_xticks(range(len(clusters)), [f"cluster {c}" for c in clusters])
+    ax.set_xticks(range(len(clusters)), [str(c) for c in clusters])
+    ax.set_xlabel("cluster")
     ax.set_ylabel("metal : S")
     ax.set_title(f"Metal : sulfur ratio (±1σ {error})")
     ax.legend(fontsize=8)
