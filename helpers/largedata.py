@@ -220,18 +220,22 @@ def lazy_binned_counts(signal, bin_factor=2, energy_range=None, energy_bin="auto
             "bin_factor": f, "energy_bin": eb}
 
 
-def lazy_features(counts, normalization="total", scaling="poisson", fit_mask=None,
+def lazy_features(counts, normalization="total", scaling="standard", fit_mask=None,
                   block_pixels=16384, dtype=np.float32):
     """:func:`helpers.preprocess.make_features` computed a block of pixels at a time.
 
-    Normalisation is per pixel (block-local); the Poisson scaling needs each channel's mean
-    over the sample pixels, which is accumulated over blocks first. Same result as
-    ``make_features`` (to float32 rounding) without its three float64 copies.
+    Normalisation is per pixel (block-local); the channel scaling needs each channel's mean
+    (and, for ``"standard"``, variance) over the sample pixels, accumulated over blocks first.
+    Same result as ``make_features`` (to float32 rounding) without its float64 copies of the
+    whole matrix. ``"robust"`` (medians) is not block-wise: it falls back to ``make_features``.
     """
     X = np.asarray(counts)
     n, ch = X.shape
     keep = np.ones(n, bool) if fit_mask is None else np.asarray(fit_mask, bool)
-    if scaling not in ("poisson", "none", None) or normalization not in ("total", "none", None):
+    if keep.sum() == 0:
+        raise DataError("No sample pixels to fit the scaling: check the mask.")
+    if scaling not in ("poisson", "standard", "none", None) or \
+            normalization not in ("total", "none", None):
         from .preprocess import make_features
         return make_features(X, normalization, scaling, fit_mask).astype(dtype)
 
@@ -242,16 +246,19 @@ def lazy_features(counts, normalization="total", scaling="poisson", fit_mask=Non
             b = np.divide(b, tot, out=np.zeros_like(b), where=tot > 0)
         return b
 
-    mu = np.zeros(ch)
+    s1, s2 = np.zeros(ch), np.zeros(ch)
     for i0 in range(0, n, block_pixels):
-        b = norm(X[i0:i0 + block_pixels])
-        mu += b[keep[i0:i0 + block_pixels]].sum(axis=0)
-    if keep.sum() == 0:
-        raise DataError("No sample pixels to fit the scaling: check the mask.")
-    mu /= keep.sum()
+        b = norm(X[i0:i0 + block_pixels])[keep[i0:i0 + block_pixels]]
+        s1 += b.sum(axis=0)
+        s2 += (b * b).sum(axis=0)
+    m = keep.sum()
+    mu = s1 / m
     if scaling == "poisson":
         floor = max(float(mu[mu > 0].mean()) * 1e-3, 1e-12) if np.any(mu > 0) else 1.0
         div = np.sqrt(np.maximum(mu, floor))
+    elif scaling == "standard":     # as sklearn's StandardScaler: population std, 0 -> 1
+        sd = np.sqrt(np.maximum(s2 / m - mu * mu, 0.0))
+        div = np.where(sd < 10 * np.finfo(float).eps * np.maximum(np.abs(mu), 1.0), 1.0, sd)
     else:
         div = np.ones(ch)
     out = np.empty((n, ch), dtype=dtype)
