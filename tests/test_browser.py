@@ -54,13 +54,16 @@ widgets.interact(show, min_cluster_size=widgets.IntSlider(
     value=20, min=10, max=300, step=10, description="min_cluster_size", continuous_update=False));
 '''
 
-# notebook, slider description (regex), what the widget reports (regex noun), keys to try in turn
+# notebook, slider description (regex), what the widget reports (regex noun), keys to try in
+# turn (mirrored, e.g. PageUp -> PageDown, when the slider starts at its maximum), and what the
+# reported number must do: "changes" (clusters) or "equals value" (components kept).
 CASES = {
     "04_min_cluster_size": ("04_umap_hdbscan.ipynb", r"min.cluster.size", r"clusters?",
-                            ["PageUp", "PageUp", "PageUp"]),
+                            ["PageUp", "PageUp", "PageUp", "End", "Home"], "changes"),
     "02_n_components": ("02_pca_scree.ipynb", r"components", r"components?",
-                        ["PageUp", "PageDown", "PageDown"]),
+                        ["ArrowRight"], "equals value"),
 }
+MIRROR = {"PageUp": "PageDown", "ArrowRight": "ArrowLeft", "ArrowUp": "ArrowDown", "End": "Home"}
 
 
 def _toy_notebook(path):
@@ -126,29 +129,44 @@ def _open_and_run(page, lab, name):
     return nb
 
 
-def _check_slider(nb, description, noun, keys, prefix):
-    """The slider renders; moving it changes the reported count and the figure. Returns a summary."""
+def _check_slider(nb, description, noun, keys, prefix, expect="changes"):
+    """The slider renders; moving it redraws the figure and changes the reported count.
+
+    Returns the (slider value, reported count) history.
+    """
     assert nb.loading_widgets() == 0, "a widget shows a placeholder instead of rendering"
     slider = nb.slider(description)
     slider.handle.wait_for(state="visible")
     slider.root.scroll_into_view_if_needed()
     v0, text0, imgs0 = slider.value(), slider.output_text(), slider.figure_sources()
     n0 = count_in(text0, noun)
-    nb.screenshot(f"{prefix}_before", slider.output_area)
+    nb.screenshot(f"{prefix}_before", slider.cell_output)
     assert imgs0, f"no figure under the slider /{description}/"
-    assert n0 is not None, f"the widget reports no count matching /{noun}/:\n{text0[:1500]}"
+    if v0 >= slider.bounds()[1]:
+        keys = [MIRROR.get(k, k) for k in keys]
 
     history = [(v0, n0)]
     for key in keys:  # a move may leave the count unchanged; then move further
         v1, text1, imgs1 = slider.move(key)
         n1 = count_in(text1, noun)
         history.append((v1, n1))
-        if n1 is not None and n1 != n0:
+        if n1 is not None and (n1 != n0 if expect == "changes" else n1 == v1):
             break
-    nb.screenshot(f"{prefix}_after", slider.output_area)
+        if n1 is None and imgs1 and imgs1 != imgs0:  # no count to read: a new figure will do
+            break
+    nb.screenshot(f"{prefix}_after", slider.cell_output)
     nb.screenshot(f"{prefix}_page")
-    assert n1 is not None and n1 != n0, f"/{description}/ (value, count): {history}"
+    # An unchanged clustering may redraw the same image; a changed one cannot.
     assert imgs1 and imgs1 != imgs0, f"/{description}/: the figure did not change ({history})"
+    if n0 is None and n1 is None:
+        pytest.xfail(f"/{description}/: the figure redraws ({history}), but the widget prints no "
+                     f"count matching /{noun}/ to check (helpers/widgets.py: print one line, "
+                     f"e.g. '4 clusters, noise 3 %', in the slider callback)")
+    if expect == "changes":
+        assert n1 is not None and n1 != n0, \
+            f"/{description}/ (value, count): {history}; widget output now:\n{text1[:1500]}"
+    else:
+        assert n1 == v1, f"/{description}/ reports {n1} after moving to {v1}: {history}"
     return history
 
 
@@ -162,10 +180,10 @@ def test_toy_slider_redraws(lab, page):
 
 @pytest.mark.parametrize("case", list(CASES))
 def test_notebook_slider(lab, page, case):
-    name, description, noun, keys = CASES[case]
+    name, description, noun, keys, expect = CASES[case]
     if not (NOTEBOOKS / name).exists():
         pytest.skip(f"notebooks/{name} not written yet")
     t0 = time.monotonic()
     nb = _open_and_run(page, lab, name)
-    history = _check_slider(nb, description, noun, keys, case)
+    history = _check_slider(nb, description, noun, keys, case, expect)
     print(f"{case}: (slider value, count) {history}, {time.monotonic() - t0:.1f} s")

@@ -347,11 +347,21 @@ class Slider:
             raise AssertionError(f"expected one slider labelled /{description}/, found {self.root.count()}")
         self.handle = self.root.locator(".noUi-handle")
         self.readout = self.root.locator(".widget-readout")
-        # The cell output area that holds the slider and what it redraws.
-        self.output_area = page.locator(".jp-Cell-outputArea").filter(has=self.root).first
+        # What the slider redraws: the Output widget beside it in its box (ipywidgets
+        # ``interact`` or a VBox([slider, output])), else the whole cell output area.
+        box = page.locator(".widget-vbox").filter(has=self.root).filter(
+            has=page.locator(".widget-output"))
+        cell = page.locator(".jp-Cell-outputArea").filter(has=self.root).first
+        self.output_area = box.last.locator(".widget-output").first if box.count() else cell
+        self.cell_output = cell
 
     def value(self):
         return float(self.readout.inner_text().strip())
+
+    def bounds(self):
+        """(min, max) of the slider, from the handle's ARIA attributes."""
+        return (float(self.handle.get_attribute("aria-valuemin")),
+                float(self.handle.get_attribute("aria-valuemax")))
 
     def press(self, key, times=1):
         """Focus the handle and press *key* (ArrowRight, ArrowLeft, PageUp, Home, End...)."""
