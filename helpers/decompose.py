@@ -128,3 +128,26 @@ def scree_data(result):
     """(component number 1.., explained-variance ratio) of a :class:`PCAResult`."""
     evr = np.asarray(result.explained_variance_ratio)
     return np.arange(1, evr.size + 1), evr
+
+
+def score_count_correlation(pca_result, totals, mask=None, n=5):
+    """|Pearson correlation| of the first ``n`` component scores with total counts per pixel.
+
+    A component whose scores follow the total counts encodes thickness (or dose), not
+    composition. With per-pixel normalisation to total counts these correlations should drop.
+
+    Parameters
+    ----------
+    pca_result : PCAResult
+    totals : (pixels,) total counts of the same (binned) pixels
+    mask : (pixels,) bool, optional; sample pixels used
+
+    Returns
+    -------
+    (n,) array
+    """
+    t = np.asarray(totals, float).ravel()
+    keep = np.ones(t.size, bool) if mask is None else np.asarray(mask, bool).ravel()
+    s = pca_result.all_scores[keep]
+    n = min(n, s.shape[1])
+    return np.array([abs(np.corrcoef(s[:, i], t[keep])[0, 1]) for i in range(n)])

@@ -252,3 +252,25 @@ def summed_spectrum(signal, mask=None):
         s = data.sum(axis=(0, 1))
         s = np.asarray(s.compute() if hasattr(s, "compute") else s, float)
     return energy_axis(signal), s
+
+
+def order_by_pairs(maps, corr):
+    """Reorder maps so the most correlated elements sit side by side (the paper's Fig. 2).
+
+    Returns
+    -------
+    (ordered maps dict, list of (el_a, el_b, r) pairs)
+    """
+    pairs = strongest_pairs(corr, n=len(maps) // 2)
+    order = [el for a, b, _ in pairs for el in (a, b)]
+    order += [ln.split("_")[0] for ln in maps if ln.split("_")[0] not in order]
+    return {ln: maps[ln] for el in order for ln in maps if ln.split("_")[0] == el}, pairs
+
+
+def map_grid_mask(signal, bin_factor=1, smooth=1.0):
+    """:func:`sample_mask` on the grid of :func:`element_maps` with the same ``bin_factor``."""
+    from .preprocess import bin_navigation
+    tot = total_counts_map(signal)
+    if bin_factor and bin_factor > 1:
+        tot = bin_navigation(tot[..., None], bin_factor)[0][..., 0]
+    return sample_mask(tot, smooth=smooth)

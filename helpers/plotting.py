@@ -131,9 +131,10 @@ def plot_map(image, ax=None, title=None, scale=None, cmap="viridis", colorbar=Tr
     if ax is None:
         _, ax = plt.subplots(figsize=(4, 4))
     if hasattr(image, "axes_manager") and scale is None:
-        sig_axes = image.axes_manager.signal_axes
-        if len(sig_axes) == 2:
-            scale = (float(sig_axes[0].scale), str(sig_axes[0].units))
+        am = image.axes_manager        # exspy line maps keep the scan axes as navigation axes
+        axes2 = am.signal_axes if len(am.signal_axes) == 2 else am.navigation_axes
+        if len(axes2) == 2:
+            scale = (float(axes2[0].scale), str(axes2[0].units))
     data = np.asarray(image.data if hasattr(image, "axes_manager") else image, float)
     im = ax.imshow(data, cmap=cmap, interpolation="nearest", **kw)
     ax.set_xticks([])
@@ -358,7 +359,7 @@ def plot_element_maps(maps, ncols=None, scale=None, cmap="viridis", axes=None, t
     Parameters
     ----------
     maps : dict {line: Signal2D or 2-D array}, in display order (pairs next to each other)
-    ncols : int, optional (default: 2 for ≤ 6 maps, else 4)
+    ncols : int, optional (default: 2 for ≤ 8 maps, else 4)
     scale : signal or (pixel_size, units), used when the maps carry no calibration
 
     Returns
@@ -367,7 +368,7 @@ def plot_element_maps(maps, ncols=None, scale=None, cmap="viridis", axes=None, t
     """
     _, plt = _mpl()
     n = len(maps)
-    ncols = ncols or (2 if n <= 6 else 4)
+    ncols = ncols or (2 if n <= 8 else 4)
     nrows = int(np.ceil(n / ncols))
     if axes is None:
         fig, axes = plt.subplots(nrows, ncols, figsize=(3.2 * ncols, 3.0 * nrows), squeeze=False)
@@ -520,3 +521,42 @@ def plot_clusters(result, scale=None, title=None, fig=None):
         axes[1].set_title(axes[1].get_title() + f" ({n_noise} noise px)")
     fig.tight_layout()
     return axes
+
+
+def plot_thickness_check(features_by_norm, pcas_by_norm, scale=None, fig=None):
+    """Total counts next to the first PCA score map for each feature normalisation.
+
+    Parameters
+    ----------
+    features_by_norm : dict {normalization: helpers.cluster.Features}
+    pcas_by_norm : dict {normalization: PCAResult}
+
+    Returns
+    -------
+    array of axes
+    """
+    from .decompose import score_count_correlation
+    _, plt = _mpl()
+    norms = list(features_by_norm)
+    if fig is None:
+        fig = plt.figure(figsize=(3.6 * (1 + len(norms)), 3.4))
+    axes = fig.subplots(1, 1 + len(norms))
+    f0 = features_by_norm[norms[0]]
+    tot = f0.counts.sum(axis=1)
+    img = np.where(f0.mask, tot, np.nan).reshape(f0.binned_shape)
+    plot_map(img, ax=axes[0], title="total counts (binned)", scale=scale, cmap="gray")
+    for ax, norm in zip(axes[1:], norms):
+        f, p = features_by_norm[norm], pcas_by_norm[norm]
+        c = score_count_correlation(p, tot, f.mask, n=3)
+        i = int(np.argmax(c))
+        sc = np.where(f.mask, p.all_scores[:, i], np.nan).reshape(f.binned_shape)
+        plot_map(sc, ax=ax, scale=scale, cmap="RdBu_r",
+                 title=f"norm={norm!r}: PC{i + 1}\n|corr with counts| = {c[i]:.2f}")
+    fig.tight_layout()
+    return axes
+
+
+def binned_scale(signal, bin_factor):
+    """(pixel size, units) of a signal's scan after ``bin_factor`` × ``bin_factor`` binning."""
+    px, units = _axis_scale(signal)
+    return (None, None) if px is None else (px * bin_factor, units)
