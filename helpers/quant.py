@@ -653,7 +653,7 @@ def _exspy_cl(spectra, I, k, xray_lines):
     sigs = []
     for j, xl in enumerate(xray_lines):
         img = base.deepcopy()
-        img.data = np.clip(I[:, j], 0, None).reshape(np.shape(img.data)).astype(float)
+        img.data = I[:, j].reshape(np.shape(img.data)).astype(float)
         img = img.transpose(signal_axes=[])
         img.metadata.set_item("Sample.elements", [xl.split("_")[0]])
         img.metadata.set_item("Sample.xray_lines", [xl])
@@ -675,6 +675,10 @@ def _exspy_cl(spectra, I, k, xray_lines):
 
 def cliff_lorimer(spectra, intensities, intensity_covs, lines, method="fit"):
     """Cliff-Lorimer atomic percent through exspy, with propagated uncertainties.
+
+    Intensities are not clipped at zero: an absent element's fitted intensity scatters around 0,
+    and so does its at% (e.g. -0.05 ± 0.12); clipping would bias it and shrink its scatter
+    below the reported σ. (The entropy treats negative fractions as 0.)
 
     Parameters
     ----------
@@ -701,7 +705,7 @@ def cliff_lorimer(spectra, intensities, intensity_covs, lines, method="fit"):
     A = _atomic_weights(elements)
     out = []
     for j in range(I.shape[0]):
-        x, J_I, J_k = cl_jacobians(np.clip(I[j], 0, None), k, A)
+        x, J_I, J_k = cl_jacobians(I[j], k, A)
         if not np.allclose(at[j], 100 * x, atol=1e-6):  # guards the propagation formula
             raise RuntimeError("Internal check failed: exspy's CL result differs from the "
                                "propagation formula.")

@@ -45,6 +45,7 @@ def test_contingency_ari_and_matching():
         compare.contingency_table(a, b[:2])
 
 
+@pytest.mark.slow
 def test_uniform_particles_core_shell_split_not_significant(hea7):
     """hea7 has one composition: thick-vs-thin splits are never significant."""
     s, truth = hea7
@@ -128,3 +129,21 @@ def test_count_splitting_removes_double_dipping(hea7):
     assert real and df.set_index("element").loc["Cu", "z"] > 5  # the double-dipping artefact
     qh, tab = compare.heldout_split_significance(s, lambda x: _noise_split(x, truth), seed=1)
     assert not tab["significant"].any(), tab.round(2).to_string()
+
+
+@pytest.mark.slow
+def test_workflow1_core_shell_split(hea7, hea7_coreshell):
+    """Workflow 1 with 2 clusters, as in the paper: on the uniform hea7 particles its split is
+    not significant; on hea7_coreshell Co, Mn and Zn differ significantly between its clusters."""
+    cluster = pytest.importorskip("helpers.cluster")
+    s, _ = hea7
+    q = quant.quantify_clusters(s, np.asarray(cluster.workflow1(s, n_clusters=2).labels))
+    assert len(q.clusters) == 2
+    real, df = compare.split_significance(q, *q.clusters)
+    assert not real, df.round(2).to_string()
+    s, _ = hea7_coreshell
+    q = quant.quantify_clusters(s, np.asarray(cluster.workflow1(s, n_clusters=2).labels))
+    assert len(q.clusters) == 2
+    _, df = compare.split_significance(q, *q.clusters)
+    assert df.set_index("element").loc[["Co", "Mn", "Zn"], "significant"].all(), \
+        df.round(2).to_string()
