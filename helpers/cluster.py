@@ -234,9 +234,12 @@ def umap_embed(X, n_components=4, n_neighbors=15, min_dist=0.0, metric="euclidea
     import umap
     from .numba_cache import enable as _numba_disk_cache
     _numba_disk_cache()   # umap-learn's JIT kept on disk: paid once per machine, not per kernel
+    # force_approximation_algorithm: below 4096 rows umap-learn otherwise computes all pairwise
+    # distances through a Python-level callable (tens of seconds for ~4000 pixels); NN-descent
+    # gives the same clusters (ARI unchanged on hea6 128x128) in a fraction of the time.
     reducer = umap.UMAP(n_components=n_components, n_neighbors=n_neighbors, min_dist=min_dist,
                         metric=metric, random_state=random_state, n_jobs=1,
-                        n_epochs=n_epochs)
+                        n_epochs=n_epochs, force_approximation_algorithm=True)
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")   # "n_jobs overridden by random_state" and friends
         emb = reducer.fit_transform(X)
