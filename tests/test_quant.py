@@ -230,3 +230,40 @@ def test_workflows_on_hea6_recover_every_phase(workflow):
             tr = truth.compositions[truth.phase_names[c]]
             err = [comp.at_percent[i] - tr[e] for i, e in enumerate(comp.elements)]
             assert np.abs(err).max() < 1.5, (truth.phase_names[c], np.round(err, 2))
+
+
+def test_weighted_sigma_matches_realisations(hea6):
+    """Membership-weighted spectra: the sandwich covariance with V = sum w^2 y is right-sized
+    (100 Poisson realisations of 16 map rows, soft weights mixing two phases)."""
+    s, truth = hea6
+    rows = slice(16, 32)
+    mu_px = truth.expected_counts(rows).reshape(-1, s.data.shape[-1])
+    lab = truth.labels[rows].reshape(-1)
+    w = np.where(lab == 3, 0.9, np.where(lab == 2, 0.15, 0.0))  # minority wurtzite + some matrix
+    spec0 = quant._new_like(s, w @ mu_px)
+    lines = quant.quant_lines(spec0)
+    xls = [kf.xray_line for kf in lines]
+    m = quant.build_line_model(spec0, xls)
+    d = quant.design_matrix(m)
+    ax, full = m.signal.axes_manager.signal_axes[0], spec0.axes_manager.signal_axes[0]
+    i0 = int(round((ax.offset - full.offset) / full.scale))
+    sl = slice(i0, i0 + d.X.shape[0])
+    sel = [d.names.index(x) for x in xls]
+    k = np.array([kf.k for kf in lines])
+    A = quant._atomic_weights([kf.element for kf in lines])
+    rng = np.random.default_rng(2)
+    keep = w > 0
+    mu_fit = mu_px[keep][:, sl]  # only the pixels and channels that enter the fit
+    wk = w[keep]
+    ats, sigs = [], []
+    for _ in range(100):
+        y_px = rng.poisson(mu_fit).astype(float)
+        y, v = wk @ y_px, (wk ** 2) @ y_px
+        beta, cov, _ = quant.poisson_linear_fit(y, d.X, variance=v, var_factor=v.sum() / y.sum())
+        x, J_I, _ = quant.cl_jacobians(beta[sel], k, A)
+        ats.append(100 * x)
+        sigs.append(100 * np.sqrt(np.diag(J_I @ cov[np.ix_(sel, sel)] @ J_I.T)))
+    ratio = np.std(ats, axis=0, ddof=1) / np.mean(sigs, axis=0)
+    assert np.all(np.abs(ratio - 1) < 0.25), dict(zip(xls, np.round(ratio, 3)))
+    # a hard-mask (plain Poisson) sigma would be wrong here: weights < 1 shrink the variance
+    assert v.sum() / y.sum() < 0.9
