@@ -370,6 +370,20 @@ class Slider:
             self.handle.press(key)
         return self
 
+    def drag(self, fraction):
+        """Drag the handle with the mouse to *fraction* (0..1) of the track, as a person would.
+
+        With ``continuous_update=False`` the widget updates once, on release.
+        """
+        track = self.root.locator(".noUi-base").bounding_box()
+        h = self.handle.bounding_box()
+        mouse = self.nb.page.mouse
+        mouse.move(h["x"] + h["width"] / 2, h["y"] + h["height"] / 2)
+        mouse.down()
+        mouse.move(track["x"] + fraction * track["width"], h["y"] + h["height"] / 2, steps=8)
+        mouse.up()
+        return self
+
     def wait_value(self, predicate, timeout=30_000):
         deadline = time.monotonic() + timeout / 1000
         while time.monotonic() < deadline:
@@ -412,14 +426,19 @@ class Slider:
             page.evaluate("() => window.__hea_obs && window.__hea_obs.disconnect()")
         return self.output_text()
 
-    def move(self, key, times=1, timeout=120_000):
-        """Press *key* on the handle, wait for the new value and the widget's redraw.
+    def move(self, action, timeout=120_000):
+        """Move the slider, wait for the new value and the widget's redraw.
 
+        *action* is a key to press on the focused handle ("ArrowRight", "PageUp", "End"...) or
+        ``"drag:F"`` to drag the handle to fraction F of the track.
         Returns ``(value, output_text, figure_sources)`` after the redraw.
         """
         v0 = self.value()
         self.watch()
-        self.press(key, times)
+        if action.startswith("drag:"):
+            self.drag(float(action.split(":", 1)[1]))
+        else:
+            self.press(action)
         v1 = self.wait_value(lambda v: v != v0)
         text = self.wait_for_redraw(timeout=timeout)
         return v1, text, self.figure_sources()
