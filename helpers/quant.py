@@ -866,8 +866,9 @@ def workflow_labels(signal, output_dir=None, n_clusters=4, n_components=None, bi
                     min_cluster_size=None, min_samples=None, umap_input="pca", random_state=0):
     """Labels (and probabilities) of both workflows on the original grid.
 
-    Read from ``output_dir/results/labels_workflow{1,2}.npy`` when notebooks 03 and 04 wrote
-    them there (batch runs), otherwise computed with :func:`helpers.cluster.workflow1` and
+    Read from ``output_dir/results/labels_workflow{1,2}.npy`` (and
+    ``probabilities_workflow{1,2}.npy`` when present) when notebooks 03 and 04 wrote them there
+    (batch runs), otherwise computed with :func:`helpers.cluster.workflow1` and
     :func:`helpers.cluster.workflow2` (content-cached, so free after notebooks 03 and 04).
 
     Returns
@@ -885,7 +886,12 @@ def workflow_labels(signal, output_dir=None, n_clusters=4, n_components=None, bi
             if lab.shape != nav:
                 raise DataError(f"{path} has shape {lab.shape}, but the data's navigation shape "
                                 f"is {nav}: it belongs to another input; re-run notebooks 03-04.")
-            out[wf] = (lab.astype(int), None)
+            prob = None
+            ppath = path.with_name(f"probabilities_workflow{wf}.npy")
+            if ppath.exists():  # written beside the labels by helpers.cluster.save_labels
+                p = np.load(ppath, allow_pickle=False)
+                prob = p if p.shape[:2] == nav else None
+            out[wf] = (lab.astype(int), prob)
             continue
         from . import cluster
 

@@ -267,3 +267,24 @@ def test_weighted_sigma_matches_realisations(hea6):
     assert np.all(np.abs(ratio - 1) < 0.25), dict(zip(xls, np.round(ratio, 3)))
     # a hard-mask (plain Poisson) sigma would be wrong here: weights < 1 shrink the variance
     assert v.sum() / y.sum() < 0.9
+
+
+def test_workflow_labels_read_from_results_folder(tmp_path, hea6):
+    """Batch runs: notebooks 05/06 read the labels (and probabilities) notebooks 03/04 wrote."""
+    s, truth = hea6
+    res = tmp_path / "results"
+    res.mkdir()
+    lab = truth.labels.astype(np.int64)
+    np.save(res / "labels_workflow1.npy", lab)
+    np.save(res / "labels_workflow2.npy", lab)
+    prob = np.stack([(lab == c).astype(np.float32) for c in range(4)], axis=-1)
+    np.save(res / "probabilities_workflow1.npy", prob)
+    got = quant.workflow_labels(s, tmp_path)
+    np.testing.assert_array_equal(got[1][0], lab)
+    assert got[1][1].shape == prob.shape and got[2][1] is None
+    q = quant.quantify_workflows(s, got, weighted=True)
+    assert q[1].clusters == q[2].clusters == [0, 1, 2, 3]
+    np.testing.assert_allclose(q[1].compositions[1].at_percent, q[2].compositions[1].at_percent)
+    np.save(res / "labels_workflow2.npy", lab[:10])
+    with pytest.raises(DataError):
+        quant.workflow_labels(s, tmp_path)
