@@ -13,7 +13,9 @@ signal-to-noise ratio than any individual measurement"):
    In La (3.29 keV) is next to them. :func:`window_line_intensities` is exspy's quick
    background-window integration, kept for comparison.
 3. :func:`cliff_lorimer` turns intensities into atomic percent with exspy's
-   ``quantification(method="CL")`` and propagates the counting and k-factor uncertainties.
+   ``quantification(method="CL", composition_units="atomic")`` (k-factors on exspy's weight
+   basis; ``navigation_mask=None`` because exspy otherwise zeroes spectra below 1 count per
+   channel) and propagates the counting and k-factor uncertainties.
 
 Uncertainty model (this package's own contribution; exspy reports none)
 ------------------------------------------------------------------------
@@ -51,7 +53,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from .errors import DataError, ElementError, KFactorError, OutputError, ParameterError
+from .errors import DataError, ElementError, OutputError, ParameterError
 from .kfactors import choose_line, load_kfactors
 
 # HyperSpy warns once per Expression component that numexpr is missing; nothing to act on.
@@ -225,8 +227,7 @@ def quant_lines(signal, elements=None, kfactors=None):
     list of KFactor
         In element order; ``.xray_line`` is exspy's name (e.g. ``"Ag_La"``).
     """
-    table = load_kfactors(kfactors) if not isinstance(kfactors, dict) or not kfactors \
-        or not all(hasattr(v, "k") for v in kfactors.values()) else kfactors
+    table = load_kfactors(kfactors)
     if elements is None:
         elements = list(signal.metadata.get_item("Sample.elements", []))
     if len(elements) < 2:
