@@ -12,6 +12,7 @@ Skipped with a message when either is missing.
 """
 from __future__ import annotations
 
+import signal
 import time
 from pathlib import Path
 
@@ -48,6 +49,10 @@ MIRROR = {"PageUp": "PageDown", "ArrowRight": "ArrowLeft", "ArrowUp": "ArrowDown
           "drag:0.3": "drag:0.1", "drag:0.6": "drag:0.0"}
 
 
+def _terminate(signum, frame):
+    raise SystemExit(f"terminated by signal {signum}")
+
+
 @pytest.fixture(scope="module")
 def lab(tmp_path_factory):
     """JupyterLab on a temporary copy of the notebooks, with small demo data in their parameters."""
@@ -57,10 +62,16 @@ def lab(tmp_path_factory):
     for name, *_ in CASES.values():
         if (NOTEBOOKS / name).exists():
             notebook_copy(NOTEBOOKS / name, root / name, DATA=DEMO, OUTPUT_DIR=str(tmp / "run"))
-    # Own cache: the sliders must really recompute here, not replay another run's results.
-    with LabServer(root_dir=root, workdir=tmp / "server",
-                   extra_env={"HEA_CACHE_DIR": str(tmp / "cache")}) as server:
-        yield server
+    # A SIGTERM to pytest (a CI timeout, say) unwinds through the finally blocks below instead
+    # of killing Python on the spot; the server also dies with pytest (see LabServer).
+    previous = signal.signal(signal.SIGTERM, _terminate)
+    try:
+        # Own cache: the sliders must really recompute here, not replay another run's results.
+        with LabServer(root_dir=root, workdir=tmp / "server",
+                       extra_env={"HEA_CACHE_DIR": str(tmp / "cache")}) as server:
+            yield server
+    finally:
+        signal.signal(signal.SIGTERM, previous)
 
 
 @pytest.fixture(scope="module")

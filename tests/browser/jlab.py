@@ -17,6 +17,7 @@ import os
 import re
 import secrets
 import shutil
+import signal
 import socket
 import subprocess
 import sys
@@ -84,6 +85,20 @@ def free_port():
         return s.getsockname()[1]
 
 
+def _die_with_parent():
+    """preexec_fn: ask Linux to send SIGTERM to this child when the test process dies, even by
+    SIGKILL, so that JupyterLab (which then stops its kernels) never outlives pytest."""
+    parent = os.getppid()
+    try:
+        import ctypes
+        libc = ctypes.CDLL("libc.so.6", use_errno=True)
+        libc.prctl(1, signal.SIGTERM, 0, 0, 0)  # 1 = PR_SET_PDEATHSIG
+    except (OSError, AttributeError):
+        return
+    if os.getppid() != parent:  # the parent died before prctl took effect
+        os._exit(1)
+
+
 class LabServer:
     """A JupyterLab server on localhost, isolated in *workdir*; use as a context manager.
 
@@ -148,7 +163,8 @@ class LabServer:
         self._log = open(self.log_path, "w")
         self.proc = subprocess.Popen(cmd, stdout=self._log, stderr=subprocess.STDOUT,
                                      env=self.env(), cwd=str(self.root_dir),
-                                     start_new_session=True)
+                                     start_new_session=True,
+                                     preexec_fn=_die_with_parent if sys.platform == "linux" else None)
         deadline = time.monotonic() + self.start_timeout
         url = f"{self.base}/api/status?token={self.token}"
         while time.monotonic() < deadline:
