@@ -167,30 +167,39 @@ def write_entropy(table, results_dir):
     return path
 
 
+def _bars(table, ax, value, err_col, ylabel, title):
+    """Bars of ``value`` ± ``err_col``, one group per workflow (cluster numbers are the
+    workflows' own, so clusters are not aligned across workflows)."""
+    wfs = list(dict.fromkeys(table["workflow"]))
+    x, ticks = 0.0, []
+    for j, wf in enumerate(wfs):
+        t = table[table["workflow"] == wf]
+        xs = x + np.arange(len(t))
+        ax.bar(xs, t[value], 0.8, yerr=t[err_col], capsize=3, color=f"C{j}",
+               label=f"workflow {wf}")
+        ticks += [(xi, str(c)) for xi, c in zip(xs, t["cluster"])]
+        x += len(t) + 1
+    ax.set_xticks([p for p, _ in ticks], [lab for _, lab in ticks])
+    ax.set_xlabel("cluster (numbered within each workflow)")
+    ax.set_ylabel(ylabel)
+    ax.set_title(title)
+    return ax
+
+
 def plot_entropy(table, ax=None, error="total"):
     """Entropy of every cluster (±1σ) per workflow, against the ideal maximum ``f ln N``."""
     import matplotlib.pyplot as plt
 
-    ax = ax or plt.subplots(figsize=(max(6, 0.3 * table["cluster"].nunique() + 3), 3.5))[1]
+    ax = ax or plt.subplots(figsize=(max(6, 0.3 * len(table) + 3), 3.5))[1]
     err_col = "s_conf_R_err" if error == "total" else "s_conf_R_err_counting"
-    wfs = list(dict.fromkeys(table["workflow"]))
-    width = 0.8 / max(len(wfs), 1)
-    clusters = sorted(set(table["cluster"]))
-    for j, wf in enumerate(wfs):
-        t = table[table["workflow"] == wf]
-        xs = np.array([clusters.index(c) for c in t["cluster"]]) + (j - (len(wfs) - 1) / 2) * width
-        ax.bar(xs, t["s_conf_R"], width, yerr=t[err_col], capsize=3, color=f"C{j}",
-               label=f"workflow {wf}")
+    _bars(table, ax, "s_conf_R", err_col, r"$S_\mathrm{conf}$ / R",
+          f"Configurational entropy (±1σ {error})")
     for smax in sorted(set(table["s_max_R"])):
         n = int(table.loc[table["s_max_R"] == smax, "n_cations"].iloc[0])
         ax.axhline(smax, color="k", ls="--", lw=0.8)
         ax.annotate(f"ideal max, {n} cations: {smax:.3f} R", (0, smax), xytext=(2, 2),
                     textcoords="offset points", fontsize=8)
-    ax.set_xticks(range(len(clusters)), [str(c) for c in clusters])
-    ax.set_xlabel("cluster")
-    ax.set_ylabel(r"$S_\mathrm{conf}$ / R")
     ax.set_ylim(0, max(table["s_max_R"]) * 1.15)
-    ax.set_title(f"Configurational entropy (±1σ {error})")
     ax.legend(fontsize=8, loc="lower right")
     return ax
 
@@ -199,20 +208,10 @@ def plot_metal_to_sulfur(table, ax=None, error="total"):
     """Metal : sulfur ratio of every cluster (±1σ); 1 is stoichiometric MS."""
     import matplotlib.pyplot as plt
 
-    ax = ax or plt.subplots(figsize=(max(6, 0.3 * table["cluster"].nunique() + 3), 3.2))[1]
+    ax = ax or plt.subplots(figsize=(max(6, 0.3 * len(table) + 3), 3.2))[1]
     err_col = "metal_to_sulfur_err" if error == "total" else "metal_to_sulfur_err_counting"
-    wfs = list(dict.fromkeys(table["workflow"]))
-    clusters = sorted(set(table["cluster"]))
-    width = 0.8 / max(len(wfs), 1)
-    for j, wf in enumerate(wfs):
-        t = table[table["workflow"] == wf]
-        xs = np.array([clusters.index(c) for c in t["cluster"]]) + (j - (len(wfs) - 1) / 2) * width
-        ax.bar(xs, t["metal_to_sulfur"], width, yerr=t[err_col], capsize=3, color=f"C{j}",
-               label=f"workflow {wf}")
+    _bars(table, ax, "metal_to_sulfur", err_col, "metal : S",
+          f"Metal : sulfur ratio (±1σ {error})")
     ax.axhline(1.0, color="k", ls="--", lw=0.8, label="MS (1 : 1)")
-    ax.set_xticks(range(len(clusters)), [str(c) for c in clusters])
-    ax.set_xlabel("cluster")
-    ax.set_ylabel("metal : S")
-    ax.set_title(f"Metal : sulfur ratio (±1σ {error})")
     ax.legend(fontsize=8)
     return ax
