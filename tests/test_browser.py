@@ -120,9 +120,9 @@ def _check_slider(nb, description, noun, moves, prefix, expect="changes"):
 
     Returns the (slider value, reported count) history.
     """
-    assert nb.loading_widgets() == 0, "a widget shows a placeholder instead of rendering"
     slider = nb.slider(description)
     slider.handle.wait_for(state="visible")
+    assert nb.loading_widgets() == 0, "a widget shows a placeholder instead of rendering"
     slider.root.scroll_into_view_if_needed()
     v0, text0, imgs0 = slider.value(), slider.output_text(), slider.figure_sources()
     n0 = count_in(text0, noun)

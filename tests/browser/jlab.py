@@ -358,7 +358,14 @@ class Slider:
         self.description = description
         label = page.locator(".widget-label", has_text=re.compile(description))
         self.root = page.locator(".widget-slider").filter(has=label)
-        self.root.first.wait_for(timeout=30_000)
+        try:
+            self.root.first.wait_for(timeout=30_000)
+        except Exception as exc:  # not rendered: say what the page shows instead
+            placeholder = r"Loading widget|Error displaying|Slider|VBox|HBox|interactive\("
+            shown = [t[:300] for t in page.locator(".jp-OutputArea-output").all_inner_texts()
+                     if re.search(placeholder, t)]
+            raise AssertionError(f"no rendered slider labelled /{description}/; widget outputs "
+                                 f"show: {shown}") from exc
         if self.root.count() != 1:
             raise AssertionError(f"expected one slider labelled /{description}/, found {self.root.count()}")
         self.handle = self.root.locator(".noUi-handle")
