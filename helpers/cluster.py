@@ -639,6 +639,42 @@ def default_min_cluster_size(n_pixels):
     return int(max(10, round(0.01 * n_pixels)))
 
 
+def plateau_min_cluster_size(result, n_pixels, lo=5, hi_fraction=0.1, n_steps=30):
+    """min_cluster_size in the middle of the widest plateau of the cluster count.
+
+    Re-condenses the stored HDBSCAN tree (milliseconds each) for ``n_steps`` values spaced
+    geometrically from ``lo`` to ``hi_fraction`` × ``n_pixels`` and finds the widest range (on
+    a log scale) over which the number of clusters does not change. Clusters that exist only
+    for a narrow range of min_cluster_size are fragments of noise or arbitrary splits; a count
+    that survives a wide range is a property of the data. This is HDBSCAN's own notion of
+    persistence applied to its one free parameter, with no constant tuned to our simulator.
+
+    Returns
+    -------
+    (min_cluster_size, table) where table is a list of (mcs, n_clusters, noise_fraction).
+    """
+    hi = max(lo + 1, int(hi_fraction * n_pixels))
+    cands = sorted(set(int(round(v)) for v in np.geomspace(lo, hi, n_steps)))
+    table = []
+    for m in cands:
+        r = recluster(result, m)
+        table.append((m, r.n_clusters, r.noise_fraction))
+    best, best_span = None, -1.0
+    i = 0
+    while i < len(table):
+        j = i
+        while j + 1 < len(table) and table[j + 1][1] == table[i][1]:
+            j += 1
+        span = np.log(table[j][0]) - np.log(table[i][0])
+        if table[i][1] >= 1 and span > best_span:
+            best_span = span
+            best = int(round(np.sqrt(table[i][0] * table[j][0])))
+        i = j + 1
+    if best is None:
+        best = default_min_cluster_size(n_pixels)
+    return best, table
+
+
 def embedding_for(signal, umap_input="pca", n_components=None, umap_dims=4, n_neighbors=15,
                   random_state=0, max_components=30, cache=True, features=None, **feature_kw):
     """UMAP embedding of the sample pixels (cached). Returns ``(Features, PCAResult, embedding)``.
@@ -681,10 +717,12 @@ def workflow2(signal, min_cluster_size=None, min_samples=None, *, umap_input="pc
     Parameters
     ----------
     signal : EDSTEMSpectrum, (rows, cols, channels) array, or a path / demo name
-    min_cluster_size : int or None
-        Smallest cluster, in binned pixels; None = :func:`default_min_cluster_size`.
+    min_cluster_size : int, "auto" or None
+        Smallest cluster, in binned pixels. None/"auto": the middle of the widest plateau of
+        the cluster count over min_cluster_size (:func:`plateau_min_cluster_size`), found by
+        re-condensing the tree, so it costs milliseconds.
     min_samples : int or None
-        HDBSCAN's density smoothing, set explicitly; None = min(5, min_cluster_size)
+        HDBSCAN's density smoothing, set explicitly; None = 5 (or min_cluster_size if smaller)
         (small: less smoothing, fewer thin-edge pixels called noise).
     umap_input : {"pca", "spectra"}
         Embed the PCA scores (default: faster, less noise) or the full scaled spectra (the
@@ -717,7 +755,9 @@ def workflow2(signal, min_cluster_size=None, min_samples=None, *, umap_input="pc
                                   energy_bin=energy_bin)
     m = feats.mask
     n = int(m.sum())
-    mcs = default_min_cluster_size(n) if min_cluster_size is None else min_cluster_size
+    auto = min_cluster_size is None or (isinstance(min_cluster_size, str)
+                                        and min_cluster_size == "auto")
+    mcs = default_min_cluster_size(n) if (min_cluster_size is None or auto) else min_cluster_size
     ms = min(5, int(mcs)) if min_samples is None else min_samples
     params = dict(umap_input=umap_input, n_components=p.n_components, umap_dims=umap_dims,
                   n_neighbors=n_neighbors, random_state=random_state,
@@ -728,6 +768,8 @@ def workflow2(signal, min_cluster_size=None, min_samples=None, *, umap_input="pc
     base = _cache.cached("hdbscan_tree", feats.key, params,
                          lambda: hdbscan_cluster(emb[m], mcs, ms, allow_single_cluster),
                          enabled=cache)
+    if auto:
+        mcs, _ = plateau_min_cluster_size(base, n)
     h = recluster(base, mcs, allow_single_cluster, embedding=emb[m])
     res = _workflow2_result(feats, p, emb, h)
     res.params.update(params)

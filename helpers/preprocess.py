@@ -299,6 +299,11 @@ def prepare(signal, bin_factor=2, energy_range=None, energy_bin="auto"):
         er = (float(energy[0]), float(energy[-1]))
     sub = data[..., sl]
     binned, _ = bin_navigation(sub, bin_factor)
+    if binned.size and not np.any(binned) and hasattr(signal, "axes_manager"):
+        raise DataError(f"No X-ray counts between {er[0]:.2f} and {er[1]:.2f} keV, where the lines "
+                        f"of {', '.join(signal_elements(signal)) or 'the elements'} lie (the counts "
+                        "sit elsewhere, e.g. in the zero-energy peak): nothing to cluster; check "
+                        "ELEMENTS and the energy calibration.")
     check_counts(binned)
     eb = auto_energy_bin(signal) if energy_bin == "auto" else int(energy_bin)
     if eb > 1:

@@ -1,4 +1,6 @@
 """Clustering: core functions on synthetic blobs, and both workflows against simulated truth."""
+from pathlib import Path
+
 import numpy as np
 import pytest
 from sklearn.datasets import make_blobs
@@ -221,3 +223,41 @@ def test_sliders_run_headless(hea6_96, hea6_w1, hea6_w2):
     v.update(2)
     assert v.last.n_clusters == 2
     plt.close("all")
+
+
+def test_auto_min_cluster_size_sits_on_the_widest_plateau(hea6_w2):
+    r = hea6_w2
+    n = int(r.mask_binned.sum())
+    mcs, table = C.plateau_min_cluster_size(r.hdbscan, n)
+    assert r.params["min_cluster_size"] == mcs            # workflow2's default is this choice
+    k = {m: c for m, c, _ in table}
+    assert k[min(k, key=lambda m: abs(np.log(m / mcs)))] == r.n_clusters == 4
+    fixed = C.recluster_workflow2(r, 22)                    # 1 % of the pixels: same partition
+    assert C.ari(fixed.labels, r.labels) == pytest.approx(1.0)
+
+
+REAL = Path(__file__).resolve().parent.parent.parent / "shared" / "data" / "real"
+
+
+@pytest.mark.real
+@pytest.mark.skipif(not (REAL / "test_TEM.bcf").exists(), reason="real files not found")
+def test_real_sparse_map_is_not_fragmented_into_noise_clusters():
+    """test_TEM.bcf: 6 counts/px. The plateau rule must not return tens of noise fragments."""
+    from helpers.io import load_spectrum_image
+    s = load_spectrum_image(REAL / "test_TEM.bcf", verbose=False)
+    r = C.workflow2(s)
+    fragments = C.recluster_workflow2(r, 10)
+    print(f"\ntest_TEM: auto min_cluster_size {r.params['min_cluster_size']} -> {r.n_clusters} "
+          f"cluster(s); at 10 px: {fragments.n_clusters}")
+    assert r.n_clusters <= 3 < fragments.n_clusters
+    assert r.labels.shape == (64, 64)
+
+
+@pytest.mark.real
+@pytest.mark.skipif(not (REAL / "velox_EELS_EDS_128x128.emd").exists(),
+                    reason="real files not found")
+def test_map_without_xray_counts_is_refused_with_a_clear_message():
+    from helpers.io import load_spectrum_image
+    s = load_spectrum_image(REAL / "velox_EELS_EDS_128x128.emd", verbose=False)
+    with pytest.raises(DataError, match="No X-ray counts between"):
+        C.workflow1(s)
