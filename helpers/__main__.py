@@ -41,6 +41,8 @@ def _parser():
                    help="any notebook parameter, e.g. -p N_CLUSTERS 3 (value parsed as a Python "
                         "literal when possible); repeatable")
     r.add_argument("--jobs", type=int, default=1, metavar="N", help="inputs run in parallel")
+    r.add_argument("--timeout", type=float, metavar="SECONDS",
+                   help="seconds allowed per notebook cell (default: no limit)")
     r.add_argument("--overwrite", action="store_true",
                    help="replace existing OUT/<name> folders (otherwise refused)")
     r.add_argument("--notebooks", metavar="FOLDER",
@@ -67,7 +69,7 @@ def _run(args):
     results = runner.run(args.inputs, args.out, elements=args.elements,
                          beam_energy=args.beam_energy, kfactors=args.kfactors,
                          params=args.parameter, notebooks_dir=args.notebooks, jobs=args.jobs,
-                         overwrite=args.overwrite, debug=args.debug)
+                         overwrite=args.overwrite, debug=args.debug, timeout=args.timeout)
     print()
     print(runner.format_table(results))
     failed = [r for r in results if r["status"] != "ok"]

@@ -175,15 +175,38 @@ def resolve_input(spec):
 def _kernel_manager_class(stderr_log=None):
     """A jupyter_client kernel manager that always starts ipykernel in *this* interpreter.
 
-    Hand-written because a kernelspec found on the Jupyter path (e.g. a user-level ``python3``
-    pointing at another Python) could otherwise run the notebooks outside the project's venv.
-    The kernel process's own stderr (start-up warnings, crashes; not cell output) is appended to
-    ``stderr_log`` when given, instead of cluttering the terminal.
+    Hand-written for two reasons. (1) A kernelspec found on the Jupyter path (e.g. a user-level
+    ``python3`` pointing at another Python) could otherwise run the notebooks outside the
+    project's venv. (2) Its client waits for kernel messages in slices of one second: nbclient
+    waits with no timeout, and a zmq wake-up missed under load then hangs the run for ever with
+    the kernel idle (seen here on widget cells; jupyter/nbclient#312); re-polling picks the
+    message up. The kernel process's own stderr (start-up warnings, crashes; not cell output) is
+    appended to ``stderr_log`` when given, instead of cluttering the terminal.
     """
+    from queue import Empty
+
     import ipykernel.kernelspec
     from jupyter_client import AsyncKernelManager
+    from jupyter_client.asynchronous import AsyncKernelClient
+    from jupyter_client.channels import AsyncZMQSocketChannel
     from jupyter_client.kernelspec import KernelSpec, KernelSpecManager
-    from traitlets import default
+    from traitlets import Type, default
+
+    class SlicedWaitChannel(AsyncZMQSocketChannel):
+        async def get_msg(self, timeout=None):
+            deadline = None if timeout is None else time.monotonic() + timeout
+            while True:
+                left = 1.0 if deadline is None else max(0.0, deadline - time.monotonic())
+                try:
+                    return await super().get_msg(timeout=min(1.0, left))
+                except Empty:
+                    if deadline is not None and time.monotonic() >= deadline:
+                        raise
+
+    class SlicedWaitClient(AsyncKernelClient):
+        shell_channel_class = Type(SlicedWaitChannel)
+        iopub_channel_class = Type(SlicedWaitChannel)
+        control_channel_class = Type(SlicedWaitChannel)
 
     class CurrentPythonKernelSpecManager(KernelSpecManager):
         def get_kernel_spec(self, kernel_name):
@@ -194,6 +217,10 @@ def _kernel_manager_class(stderr_log=None):
         @default("kernel_spec_manager")
         def _default_ksm(self):
             return CurrentPythonKernelSpecManager(data_dir=self.data_dir)
+
+        @default("client_factory")
+        def _default_client_factory(self):
+            return SlicedWaitClient
 
         async def start_kernel(self, **kw):
             if stderr_log is not None:
@@ -339,7 +366,7 @@ def _hea_error_names():
 
 
 def run_input(spec, name, out, notebooks, injected, overwrite=False, debug=False, versions=None,
-              declared=None):
+              declared=None, timeout=None):
     """Run every notebook on one input; never raises (the outcome is in the returned dict).
 
     Parameters
@@ -363,6 +390,8 @@ def run_input(spec, name, out, notebooks, injected, overwrite=False, debug=False
         Package versions for summary.json (default ``helpers.show_versions``).
     declared : dict, optional
         ``{notebook name: declared parameters}`` if already read (default: read them here).
+    timeout : float, optional
+        Seconds allowed per cell (default: no limit).
 
     Returns
     -------
@@ -398,7 +427,7 @@ def run_input(spec, name, out, notebooks, injected, overwrite=False, debug=False
             print(f"[{name}] {nb.name} ...", flush=True)
             t = time.perf_counter()
             failed_nb = nb.name
-            execute_notebook(nb, target, parameters=mine, cwd=nb.parent,
+            execute_notebook(nb, target, parameters=mine, cwd=nb.parent, timeout=timeout,
                              kernel_log=staging / "kernel.log")
             failed_nb = None
             stage_seconds[nb.stem] = round(time.perf_counter() - t, 2)
@@ -573,7 +602,7 @@ def build_parameters(notebooks, elements=None, beam_energy=None, kfactors=None, 
 
 
 def run(inputs, out, elements=None, beam_energy=None, kfactors=None, params=None,
-        notebooks_dir=None, jobs=1, overwrite=False, debug=False):
+        notebooks_dir=None, jobs=1, overwrite=False, debug=False, timeout=None):
     """Run the notebook suite on several inputs, each independently.
 
     Parameters
@@ -592,6 +621,8 @@ def run(inputs, out, elements=None, beam_energy=None, kfactors=None, params=None
         Replace existing ``out/<name>`` folders.
     debug : bool
         Keep tracebacks in the results.
+    timeout : float, optional
+        Seconds allowed per notebook cell; a cell that takes longer fails its input.
 
     Returns
     -------
@@ -609,6 +640,8 @@ def run(inputs, out, elements=None, beam_energy=None, kfactors=None, params=None
                              "demo:hea6.")
     if jobs < 1:
         raise ParameterError(f"--jobs must be at least 1, got {jobs}.")
+    if timeout is not None and timeout <= 0:
+        raise ParameterError(f"--timeout must be a positive number of seconds, got {timeout}.")
     notebooks = find_notebooks(notebooks_dir)
     if not notebooks:
         raise InputFileError(f"No notebooks NN_*.ipynb in {notebooks_dir or DEFAULT_NOTEBOOKS}: "
@@ -622,7 +655,7 @@ def run(inputs, out, elements=None, beam_energy=None, kfactors=None, params=None
         raise OutputError(f"Run folder {out / existing[0]} already exists: pass --overwrite to "
                           "replace it or choose another --out.")
     versions = _versions()
-    tasks = [(spec, name, out, notebooks, injected, overwrite, debug, versions, declared)
+    tasks = [(spec, name, out, notebooks, injected, overwrite, debug, versions, declared, timeout)
              for spec, name in zip(inputs, names)]
     if jobs == 1 or len(tasks) == 1:
         return [run_input(*t) for t in tasks]

@@ -102,7 +102,8 @@ def batch(tmp_path_factory):
     if HAVE_REAL:
         inputs += [str(p) for p in REAL_PATHS.values()]
     before = {p: p.stat().st_mtime_ns for p in REAL_PATHS.values() if p.exists()}
-    args = [sys.executable, "-m", "helpers", "run", *inputs, "--out", str(out), "--jobs", "2"]
+    args = [sys.executable, "-m", "helpers", "run", *inputs, "--out", str(out), "--jobs", "2",
+            "--timeout", "600"]
     if "N_CLUSTERS" in _declared():
         args += ["-p", "N_CLUSTERS", "3"]
     proc = subprocess.run(args, cwd=ROOT, capture_output=True, text=True, timeout=1500)

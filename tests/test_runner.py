@@ -332,3 +332,12 @@ def test_execute_in_place_refreshes_outputs_and_keeps_failures_unchanged(tmp_pat
     assert [c.metadata.get("tags", []) for c in code[1:]] == [[], ["nbval-ignore-output"]]
     assert "papermill" not in nb.metadata and nb.metadata.kernelspec.name == "python3"
     assert (tmp_path / "02_bad.ipynb").read_bytes() == bad_bytes
+
+
+@pytest.mark.slow
+def test_cell_timeout_fails_the_input_not_the_run(nbdir, tmp_path):
+    results = runner.run(["demo:x"], tmp_path / "out", notebooks_dir=nbdir, timeout=3,
+                         params={"WAIT": str(tmp_path / "pid")})
+    assert results[0]["status"] == "failed" and runner.exit_code(results) == 1
+    assert "CellTimeoutError" in results[0]["message"] and "02_tables" in results[0]["message"]
+    assert not (tmp_path / "out" / "x").exists()
