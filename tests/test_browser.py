@@ -23,9 +23,10 @@ from browser.jlab import CHROMIUM, LabNotebook, LabServer, count_in, launch_chro
 if not Path(CHROMIUM).exists():
     pytest.skip(f"browser test skipped: {CHROMIUM} not found (install Debian's chromium: "
                 "apt-get install chromium)", allow_module_level=True)
-sync_api = pytest.importorskip("playwright.sync_api",
-                               reason="browser test skipped: Python package playwright not installed "
-                                      "(pip install -r requirements.txt)")
+sync_api = pytest.importorskip(
+    "playwright.sync_api",
+    reason="browser test skipped: Python package playwright not installed "
+           "(pip install -r requirements.txt)")
 
 pytestmark = [pytest.mark.browser, pytest.mark.slow]
 
@@ -109,7 +110,8 @@ def _open_and_run(page, lab, name):
         f"{name}: the parameters cell does not show DATA = {DEMO!r}"
     nb.run_all()
     errors = nb.errors()
-    assert not errors, f"{name}: error output in the browser:\n" + "\n\n".join(e[:3000] for e in errors)
+    assert not errors, \
+        f"{name}: error output in the browser:\n" + "\n\n".join(e[:3000] for e in errors)
     skipped = nb.unexecuted_code_cells()
     assert not skipped, f"{name}: code cells not executed: {skipped}\n{lab.log_tail()}"
     return nb

@@ -16,7 +16,6 @@ import json
 import os
 import re
 import secrets
-import shutil
 import signal
 import socket
 import subprocess
@@ -55,7 +54,8 @@ def notebook_copy(src, dst, **params):
     nb = nbformat.read(str(src), as_version=4)
     cells = [c for c in nb.cells if "parameters" in c.get("metadata", {}).get("tags", [])]
     if len(cells) != 1:
-        raise AssertionError(f"{src}: expected exactly one cell tagged 'parameters', found {len(cells)}")
+        raise AssertionError(f"{src}: expected exactly one cell tagged 'parameters', "
+                             f"found {len(cells)}")
     lines = cells[0].source.splitlines()
     for name, value in params.items():
         pat = re.compile(rf"^{name}\s*=")
@@ -164,12 +164,14 @@ class LabServer:
         self.proc = subprocess.Popen(cmd, stdout=self._log, stderr=subprocess.STDOUT,
                                      env=self.env(), cwd=str(self.root_dir),
                                      start_new_session=True,
-                                     preexec_fn=_die_with_parent if sys.platform == "linux" else None)
+                                     preexec_fn=(_die_with_parent if sys.platform == "linux"
+                                                 else None))
         deadline = time.monotonic() + self.start_timeout
         url = f"{self.base}/api/status?token={self.token}"
         while time.monotonic() < deadline:
             if self.proc.poll() is not None:
-                raise RuntimeError(f"JupyterLab exited with code {self.proc.returncode}:\n{self.log_tail()}")
+                raise RuntimeError(f"JupyterLab exited with code {self.proc.returncode}:\n"
+                                   f"{self.log_tail()}")
             try:
                 with urllib.request.urlopen(url, timeout=2) as r:
                     if r.status == 200:
@@ -177,7 +179,8 @@ class LabServer:
             except (urllib.error.URLError, ConnectionError, TimeoutError, OSError):
                 pass
             time.sleep(0.5)
-        raise RuntimeError(f"JupyterLab did not answer within {self.start_timeout} s:\n{self.log_tail()}")
+        raise RuntimeError(f"JupyterLab did not answer within {self.start_timeout} s:\n"
+                           f"{self.log_tail()}")
 
     def stop(self):
         """Terminate, wait, then kill: JupyterLab (and its kernels) never outlive the test."""
@@ -238,8 +241,8 @@ class LabServer:
     def shutdown_kernels(self):
         """Delete every session (and its kernel), e.g. between two notebooks."""
         for sess in self.api("sessions"):
-            req = urllib.request.Request(f"{self.base}/api/sessions/{sess['id']}?token={self.token}",
-                                         method="DELETE")
+            url = f"{self.base}/api/sessions/{sess['id']}?token={self.token}"
+            req = urllib.request.Request(url, method="DELETE")
             try:
                 urllib.request.urlopen(req, timeout=30).close()
             except (urllib.error.URLError, OSError):
@@ -316,16 +319,19 @@ class LabNotebook:
                        const i = document.querySelector('.jp-Notebook-ExecutionIndicator');
                        if (!i || i.getAttribute('data-status') !== 'idle') return false;
                        if (ps.some(t => t.includes('*'))) return false;
-                       const err = document.querySelector('.jp-OutputArea-output[data-mime-type="application/vnd.jupyter.stderr"]');
+                       const err = document.querySelector(
+                           '.jp-OutputArea-output[data-mime-type="application/vnd.jupyter.stderr"]');
                        return ps.every(t => /\\[\\d+\\]/.test(t)) || !!err; }""",
             timeout=timeout, polling=500)
         return self
 
     def errors(self):
         """Texts of error outputs (tracebacks) shown in the notebook."""
-        loc = self.page.locator('.jp-OutputArea-output[data-mime-type="application/vnd.jupyter.stderr"]')
+        loc = self.page.locator(
+            '.jp-OutputArea-output[data-mime-type="application/vnd.jupyter.stderr"]')
         texts = [loc.nth(i).inner_text() for i in range(loc.count())]
-        return [t for t in texts if re.search(r"Traceback|Error\b", t) and "Warning" not in t.split("\n")[0]]
+        return [t for t in texts
+                if re.search(r"Traceback|Error\b", t) and "Warning" not in t.split("\n")[0]]
 
     def unexecuted_code_cells(self):
         """Code cells whose prompt has no execution count (skipped after an error)."""
@@ -367,7 +373,8 @@ class Slider:
             raise AssertionError(f"no rendered slider labelled /{description}/; widget outputs "
                                  f"show: {shown}") from exc
         if self.root.count() != 1:
-            raise AssertionError(f"expected one slider labelled /{description}/, found {self.root.count()}")
+            raise AssertionError(f"expected one slider labelled /{description}/, "
+                                 f"found {self.root.count()}")
         self.handle = self.root.locator(".noUi-handle")
         self.readout = self.root.locator(".widget-readout")
         # What the slider redraws: the Output widget beside it in its box (ipywidgets
@@ -442,7 +449,8 @@ class Slider:
         try:
             page.wait_for_function(
                 f"""() => {{ const i = document.querySelector('.jp-Notebook-ExecutionIndicator');
-                            return window.__hea_mut > 0 && i && i.getAttribute('data-status') === 'idle'
+                            return window.__hea_mut > 0
+                                   && i && i.getAttribute('data-status') === 'idle'
                                    && Date.now() - window.__hea_last > {quiet_ms}; }}""",
                 timeout=timeout, polling=250)
         finally:
@@ -475,8 +483,3 @@ def count_in(text, noun="clusters?"):
     pat = rf"(?<![A-Za-z]){noun}\s*[:=]\s*(\d+)|(\d+)\s+{noun}\b"
     found = re.findall(pat, text, flags=re.IGNORECASE)
     return int("".join(found[-1])) if found else None
-
-
-def copy_tree(src, dst):
-    shutil.copytree(src, dst, dirs_exist_ok=True, ignore=shutil.ignore_patterns(".ipynb_checkpoints"))
-    return Path(dst)
