@@ -288,3 +288,20 @@ def test_workflow_labels_read_from_results_folder(tmp_path, hea6):
     np.save(res / "labels_workflow2.npy", lab[:10])
     with pytest.raises(DataError):
         quant.workflow_labels(s, tmp_path)
+
+
+def test_agrees_with_hyperspy_weighted_linear_fit(hea6, hea6_truth_quant):
+    """HyperSpy's own linear fit, weighted with our fitted model as the variance, gives the same
+    intensities; its std is ours times sqrt(reduced chi^2) (HyperSpy rescales by the residual)."""
+    lf = hea6_truth_quant.compositions[1].fit
+    one = quant.get_spectrum(hea6_truth_quant.spectra, 1)
+    m = quant.build_line_model(one, lf.xray_lines)
+    var = m.signal.deepcopy()
+    var.data = np.maximum(lf.fitted, quant.VARIANCE_FLOOR)
+    m.signal.metadata.set_item("Signal.Noise_properties.variance", var)
+    m.fit(optimizer="lstsq", calculate_errors=True)
+    I = np.array([m[x].A.value for x in lf.xray_lines])
+    sd = np.array([m[x].A.std for x in lf.xray_lines])
+    # exspy samples Gaussians at channel centres, the package integrates them over channels
+    np.testing.assert_allclose(I, lf.intensities, rtol=5e-3)
+    np.testing.assert_allclose(sd, lf.sigma * np.sqrt(lf.reduced_chi2), rtol=5e-3)
