@@ -306,7 +306,7 @@ class LabNotebook:
                        return i && i.getAttribute('data-status') === 'idle'; }""",
             timeout=timeout, polling=500)
 
-    def run_all(self, timeout=240_000):
+    def run_all(self, timeout=420_000):  # generous: a loaded 2-core machine is slow
         """Run > Run All Cells from the menu bar, then wait until no cell is queued or running."""
         page = self.page
         page.locator(".lm-MenuBar-itemLabel", has_text=re.compile(r"^Run$")).click()
