@@ -2,7 +2,7 @@
 
 Starts JupyterLab from this venv on a free localhost port (random token, isolated settings),
 opens notebooks in headless Debian Chromium through Playwright, runs all cells, moves the
-ipywidgets sliders with the keyboard and checks that the widget redraws: the reported number
+ipywidgets sliders (mouse drag, arrow keys) and checks that the widget redraws: the reported number
 of clusters (or components) and the figure change. Screenshots go to tests/artifacts/browser/
 (git-ignored) so a person can look at what a user sees.
 
