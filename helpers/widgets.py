@@ -77,6 +77,7 @@ def component_slider(pca_result, binned_shape, energy=None, mask=None, scale=Non
 
     def draw(n):
         axes = plot_pca_components(pca_result, n, binned_shape, energy, mask, scale)
+        print(f"{n} components")
         return {"n_components": n, "axes": axes, "result": pca_result.with_components(n)}
 
     return SliderView("PCA components", pca_result.n_components, 1, hi, draw)
@@ -93,6 +94,7 @@ def n_clusters_slider(signal, scale=None, lo=1, hi=8, value=4, **workflow1_kw):
     def draw(k):
         r = workflow1(signal, n_clusters=k, **workflow1_kw)
         plot_clusters(r, scale=scale)
+        print(f"{r.n_clusters} clusters")
         return r
 
     return SliderView("N_CLUSTERS", value, lo, hi, draw)
@@ -116,6 +118,7 @@ def min_cluster_size_slider(result, scale=None, lo=None, hi=None):
     def draw(mcs):
         r = recluster_workflow2(result, mcs)
         plot_clusters(r, scale=scale)
+        print(f"{r.n_clusters} clusters, noise {100 * r.noise_fraction:.0f} %")
         return r
 
     return SliderView("min_cluster_size (binned px)", value, lo, hi, draw)
