@@ -118,6 +118,7 @@ def test_workflow1_hea6_reaches_poisson_ceiling(hea6_96, hea6_w1, hea6_ceiling):
     assert np.all(r.labels_binned[n_sample == 4] >= 0)
 
 
+@pytest.mark.slow   # UMAP (numba compile on first use)
 def test_workflow2_hea6_reaches_poisson_ceiling(hea6_96, hea6_w2, hea6_ceiling):
     signal, truth = hea6_96
     r = hea6_w2
@@ -152,6 +153,7 @@ def _n_particle(truth):
     return bin_navigation((truth.labels >= 0)[..., None].astype(float), 2)[0][..., 0]
 
 
+@pytest.mark.slow   # UMAP (numba compile on first use)
 def test_hea7_workflow2_one_particle_cluster(hea7_96):
     signal, truth = hea7_96
     r = C.workflow2(signal)
@@ -208,6 +210,7 @@ def test_cache_reuses_results(hea6_96):
     assert r.n_clusters == 3
 
 
+@pytest.mark.slow   # UMAP (numba compile on first use)
 def test_sliders_run_headless(hea6_96, hea6_w1, hea6_w2):
     import matplotlib.pyplot as plt
     from helpers import widgets
@@ -225,6 +228,7 @@ def test_sliders_run_headless(hea6_96, hea6_w1, hea6_w2):
     plt.close("all")
 
 
+@pytest.mark.slow   # UMAP (numba compile on first use)
 def test_auto_min_cluster_size_sits_on_the_widest_plateau(hea6_w2):
     r = hea6_w2
     n = int(r.mask_binned.sum())
@@ -239,6 +243,7 @@ def test_auto_min_cluster_size_sits_on_the_widest_plateau(hea6_w2):
 REAL = Path(__file__).resolve().parent.parent.parent / "shared" / "data" / "real"
 
 
+@pytest.mark.slow   # UMAP (numba compile on first use)
 @pytest.mark.real
 @pytest.mark.skipif(not (REAL / "test_TEM.bcf").exists(), reason="real files not found")
 def test_real_sparse_map_is_not_fragmented_into_noise_clusters():
