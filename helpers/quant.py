@@ -27,6 +27,9 @@ iterated to convergence (this fixed point *is* the Poisson maximum-likelihood fi
 
     beta = (X^T W X)^-1 X^T W y,      Cov(beta) = (X^T W X)^-1
 
+If the model misses something (an element not listed, a wrong detector resolution), the
+reduced chi^2 exceeds 1 by more than its scatter (5 sigma) and ``Cov(beta)`` is multiplied by it
+(Birge ratio, as HyperSpy does); ``LineFit.error_scale`` reports the factor on the sigmas.
 For weighted spectra the sandwich form ``B diag(V) B^T``, ``B = (X^T W X)^-1 X^T W``, is used with
 the variance spectrum ``V``. The background's uncertainty and the line overlaps enter through the
 off-diagonal terms: ``Cov(I)`` is the line block of ``Cov(beta)``, not just its diagonal.
@@ -64,6 +67,10 @@ FIT_MARGIN_LOW = 0.8
 FIT_MARGIN_HIGH = 1.0
 #: Floor (counts) on the model variance used as a weight, so empty channels cannot dominate.
 VARIANCE_FLOOR = 0.5
+#: chi^2/dof above 1 + CHI2_TOLERANCE * sqrt(2/dof) scales the errors by sqrt(chi^2/dof).
+CHI2_TOLERANCE = 5.0
+#: Lowest energy (keV) a fit may start at: below it lies the detector's zero-energy peak.
+FIT_MIN_ENERGY = 0.2
 
 
 # ----------------------------------------------------------------------------------------------
@@ -257,7 +264,7 @@ def default_fit_range(signal, xray_lines):
         # the family's lines near the main one (L families span ~1 keV)
         energies += [e for e, _ in fam.values() if abs(e - main) < 1.5]
     lo_s, hi_s = _energy_range(signal)
-    lo = max(lo_s, min(energies) - FIT_MARGIN_LOW)
+    lo = max(lo_s, FIT_MIN_ENERGY, min(energies) - FIT_MARGIN_LOW)
     hi = min(hi_s, max(energies) + FIT_MARGIN_HIGH, _beam_energy(signal))
     return lo, hi
 
@@ -424,6 +431,9 @@ class LineFit:
         Model counts per channel in the fit window; ``energies`` the window's channel energies.
     reduced_chi2 : float
         Pearson chi^2 / degrees of freedom (about 1 when the model describes the spectrum).
+    error_scale : float
+        Factor applied to the Poisson standard errors: sqrt(reduced_chi2) when the fit is
+        significantly worse than Poisson noise allows (model incomplete), otherwise 1.
     all_lines, all_intensities, all_covariance
         Every fitted family (quantified and nuisance).
     """
@@ -441,6 +451,7 @@ class LineFit:
     all_covariance: np.ndarray = None
     background: np.ndarray = None
     index: int = 0
+    error_scale: float = 1.0
 
     @property
     def sigma(self):
@@ -515,6 +526,14 @@ def fit_line_intensities(spectra, xray_lines, energy_range=None, background_orde
             v = None  # hard mask: plain Poisson
         var_factor = 1.0 if v is None else max(v.sum() / max(y.sum(), 1e-12), 1e-12)
         beta, cov, mu = poisson_linear_fit(y, d.X, variance=v, var_factor=var_factor)
+        dof = max(n - d.X.shape[1], 1)
+        chi2 = float(np.sum((y - mu) ** 2 / np.maximum(mu, VARIANCE_FLOOR) / var_factor) / dof)
+        # A model that misses something (an element not listed, a wrong detector resolution or
+        # calibration) leaves chi^2/dof well above 1; then the Poisson covariance understates
+        # the error and is scaled by chi^2/dof (Birge ratio), as HyperSpy's linear fit does.
+        # Within statistical scatter of 1 (5 standard deviations) it is left exact.
+        scale2 = chi2 if chi2 > 1 + CHI2_TOLERANCE * np.sqrt(2.0 / dof) else 1.0
+        cov = cov * scale2
         idx = () if single else (j,)
         for i, name in enumerate(d.names):
             m[name].A.map["values"][idx] = beta[i]
@@ -527,12 +546,10 @@ def fit_line_intensities(spectra, xray_lines, energy_range=None, background_orde
             par.map["values"][idx] = float(coef[i])
             par.map["is_set"][idx] = True
         sel = [d.names.index(xl) for xl in xray_lines]
-        chi2 = float(np.sum((y - mu) ** 2 / np.maximum(mu, VARIANCE_FLOOR) / var_factor)
-                     / max(n - d.X.shape[1], 1))
         fits.append(LineFit(list(xray_lines), beta[sel], cov[np.ix_(sel, sel)], m, mu,
                             d.energies, y, chi2, list(d.names), beta[:d.n_lines],
                             cov[:d.n_lines, :d.n_lines], background=d.X[:, d.n_lines:] @ beta[d.n_lines:],
-                            index=j))
+                            index=j, error_scale=float(np.sqrt(scale2))))
     m.fetch_stored_values()
     return fits
 

@@ -305,3 +305,18 @@ def test_agrees_with_hyperspy_weighted_linear_fit(hea6, hea6_truth_quant):
     # exspy samples Gaussians at channel centres, the package integrates them over channels
     np.testing.assert_allclose(I, lf.intensities, rtol=5e-3)
     np.testing.assert_allclose(sd, lf.sigma * np.sqrt(lf.reduced_chi2), rtol=5e-3)
+
+
+def test_incomplete_model_inflates_errors(hea6_truth_quant):
+    """An element missing from the model (Cd left out of the jalpaite spectrum) leaves
+    chi^2/dof well above 1: the errors are scaled by sqrt(chi^2/dof); a complete model is left exact."""
+    one = quant.get_spectrum(hea6_truth_quant.spectra, 1)
+    full = hea6_truth_quant.compositions[1].fit
+    assert full.error_scale == 1.0
+    one = one.deepcopy()
+    els = ["Ag", "Cu", "Fe", "Mn", "S", "Zn"]
+    one.metadata.Sample.elements = els  # Cd is neither quantified nor fitted as a nuisance
+    one.metadata.Sample.xray_lines = [x for x in one.metadata.Sample.xray_lines if "Cd" not in x]
+    comp = quant.quantify_spectrum(one, elements=els)
+    assert comp.fit.reduced_chi2 > 1.4 and comp.fit.error_scale > 1.1
+    assert comp.fit.error_scale == pytest.approx(np.sqrt(comp.fit.reduced_chi2))
