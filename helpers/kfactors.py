@@ -27,6 +27,7 @@ class KFactor:
     line: str
     k: float
     k_err: float
+    source: str = "package 200 kV table"
 
     @property
     def xray_line(self) -> str:
@@ -34,7 +35,7 @@ class KFactor:
         return f"{self.element}_{self.line}"
 
 
-def read_kfactor_csv(path) -> dict[tuple[str, str], KFactor]:
+def read_kfactor_csv(path, source=None) -> dict[tuple[str, str], KFactor]:
     """Read a k-factor CSV into ``{(element, line): KFactor}``.
 
     Lines starting with ``#`` are comments (use them to state the source of the values).
@@ -45,6 +46,7 @@ def read_kfactor_csv(path) -> dict[tuple[str, str], KFactor]:
         If the file is missing, lacks a column, or holds a non-positive or non-numeric value.
     """
     path = Path(path)
+    source = source or path.name
     if not path.is_file():
         raise KFactorError(f"k-factor file {path} does not exist: give the path of a CSV with "
                            "columns element,line,k_factor,k_factor_err.")
@@ -71,7 +73,7 @@ def read_kfactor_csv(path) -> dict[tuple[str, str], KFactor]:
         if not (k > 0 and k_err >= 0):
             raise KFactorError(f"k-factor file {path}, row {n}: k_factor must be > 0 and "
                                f"k_factor_err >= 0 (got {k}, {k_err}).")
-        table[(el, line)] = KFactor(el, line, k, k_err)
+        table[(el, line)] = KFactor(el, line, k, k_err, source)
     return table
 
 
@@ -84,7 +86,7 @@ def load_kfactors(user_table=None) -> dict[tuple[str, str], KFactor]:
         A CSV path in the same format, or a ``{(element, line): KFactor}`` /
         ``{"Fe_Ka": (k, k_err)}`` mapping.
     """
-    table = read_kfactor_csv(DEFAULT_TABLE)
+    table = read_kfactor_csv(DEFAULT_TABLE, source="package 200 kV table")
     if user_table is None:
         return table
     if isinstance(user_table, dict):
@@ -94,7 +96,7 @@ def load_kfactors(user_table=None) -> dict[tuple[str, str], KFactor]:
             else:
                 el, line = key if isinstance(key, tuple) else key.split("_", 1)
                 k, k_err = val if isinstance(val, (tuple, list)) else (val, 0.0)
-                table[(el, line)] = KFactor(el, line, float(k), float(k_err))
+                table[(el, line)] = KFactor(el, line, float(k), float(k_err), "user")
         return table
     user = read_kfactor_csv(user_table)
     # a user's row replaces every default row of that element, so their line choice wins
@@ -155,3 +157,15 @@ def choose_line(element: str, energy_range: tuple[float, float], beam_energy: fl
     raise ElementError(f"{element} has no line with a k-factor inside the energy range "
                        f"{lo:.2f}-{hi:.2f} keV ({known}): remove it from the elements or "
                        "record a wider energy range.")
+
+
+def defaulted_elements(lines, user_table) -> list[str]:
+    """Elements whose k-factor came from the package table although ``user_table`` was given.
+
+    A user's k-factor file replaces the package values only for the elements it lists; this
+    names the others so the caller can say so (mixing instrument-specific and generic values is
+    common, but should never be silent).
+    """
+    if user_table is None:
+        return []
+    return [kf.element for kf in lines if kf.source == "package 200 kV table"]
