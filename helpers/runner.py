@@ -18,13 +18,13 @@ others finish.
 from __future__ import annotations
 
 import ast
+import contextlib
 import csv
 import functools
 import json
 import os
 import re
 import shutil
-import sys
 import time
 import traceback
 from concurrent.futures import ProcessPoolExecutor
@@ -37,7 +37,6 @@ from .errors import HEAError, InputFileError, OutputError, ParameterError
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
 DEFAULT_NOTEBOOKS = PROJECT_ROOT / "notebooks"
 NOTEBOOK_GLOB = "[0-9][0-9]_*.ipynb"
-STANDARD_PARAMETERS = ("DATA", "ELEMENTS", "BEAM_ENERGY", "KFACTORS", "OUTPUT_DIR")
 LABEL_FILES = ("labels_workflow1.npy", "labels_workflow2.npy")
 CSV_SCHEMAS = {
     "compositions.csv": ["workflow", "cluster", "n_pixels", "element", "at_percent",
@@ -232,13 +231,20 @@ def _kernel_manager_class(stderr_log=None):
     return CurrentPythonKernelManager
 
 
+@contextlib.contextmanager
 def _kernel_environment():
-    """Environment for kernels: the project root on PYTHONPATH so ``import helpers`` works even
-    when the package is not pip-installed, and a non-interactive matplotlib backend fallback."""
-    env = dict(os.environ)
-    parts = [str(PROJECT_ROOT)] + [p for p in env.get("PYTHONPATH", "").split(os.pathsep) if p]
-    env["PYTHONPATH"] = os.pathsep.join(dict.fromkeys(parts))
-    return env
+    """While kernels start: the project root on PYTHONPATH, so ``import helpers`` works in them
+    even when the package is not pip-installed (kernels inherit this process's environment)."""
+    old = os.environ.get("PYTHONPATH")
+    parts = [str(PROJECT_ROOT)] + [p for p in (old or "").split(os.pathsep) if p]
+    os.environ["PYTHONPATH"] = os.pathsep.join(dict.fromkeys(parts))
+    try:
+        yield
+    finally:
+        if old is None:
+            os.environ.pop("PYTHONPATH", None)
+        else:
+            os.environ["PYTHONPATH"] = old
 
 
 def execute_notebook(source, target, parameters=None, cwd=None, timeout=None, kernel_log=None):
@@ -270,18 +276,13 @@ def execute_notebook(source, target, parameters=None, cwd=None, timeout=None, ke
     # papermill's own parameter parser warns about values it cannot parse (e.g. "demo:x?size=9")
     # and about names a notebook lacks; the runner checks names itself (build_parameters).
     logging.getLogger("papermill").setLevel(logging.ERROR)
-    old_env = dict(os.environ)
-    os.environ.update(_kernel_environment())
-    try:
+    with _kernel_environment():
         return papermill.execute_notebook(
             str(source), str(target), parameters=parameters or {}, kernel_name="python3",
             language="python",
             cwd=str(cwd or Path(source).parent), progress_bar=False, log_output=False,
             execution_timeout=timeout,
             kernel_manager_class=_kernel_manager_class(str(kernel_log) if kernel_log else None))
-    finally:
-        os.environ.clear()
-        os.environ.update(old_env)
 
 
 # --------------------------------------------------------------------------- results
@@ -735,18 +736,14 @@ def execute_in_place(notebooks_dir=None, timeout=None):
         kernelspec = nb.metadata.get("kernelspec")
         print(f"{path.name} ...", flush=True)
         t = time.perf_counter()
-        old_env = dict(os.environ)
-        os.environ.update(_kernel_environment())
         try:
-            NotebookClient(nb, timeout=timeout, kernel_name="python3",
-                           kernel_manager_class=_kernel_manager_class(),
-                           resources={"metadata": {"path": str(path.parent)}}).execute()
+            with _kernel_environment():
+                NotebookClient(nb, timeout=timeout, kernel_name="python3",
+                               kernel_manager_class=_kernel_manager_class(),
+                               resources={"metadata": {"path": str(path.parent)}}).execute()
             status = "ok"
         except CellExecutionError as exc:
             status = " ".join(f"{exc.ename}: {exc.evalue}".split())
-        finally:
-            os.environ.clear()
-            os.environ.update(old_env)
         seconds = time.perf_counter() - t
         if status == "ok":
             tag_widget_cells(nb)
