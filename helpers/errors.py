@@ -41,3 +41,11 @@ class KFactorError(HEAError, ValueError):
 
 class OutputError(HEAError, OSError):
     """An output folder cannot be written, or would overwrite earlier results."""
+
+
+class HEAWarning(UserWarning):
+    """Base class of this package's warnings: the analysis goes on, but you should know."""
+
+
+class KFactorWarning(HEAWarning):
+    """A user's k-factor file lacks an element; the package's default value is used for it."""

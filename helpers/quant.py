@@ -57,7 +57,7 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from .errors import DataError, ElementError, OutputError, ParameterError
-from .kfactors import choose_line, load_kfactors
+from .kfactors import choose_line, defaulted_elements, load_kfactors
 
 # HyperSpy warns once per Expression component that numexpr is missing; nothing to act on.
 logging.getLogger("hyperspy._components.expression").setLevel(logging.ERROR)
@@ -241,7 +241,16 @@ def quant_lines(signal, elements=None, kfactors=None):
         raise ElementError("Quantification needs at least two elements: set them with "
                            "ELEMENTS=[...] or in the file's metadata.")
     rng = _energy_range(signal)
-    return [choose_line(el, rng, _beam_energy(signal), table) for el in elements]
+    lines = [choose_line(el, rng, _beam_energy(signal), table) for el in elements]
+    missing = defaulted_elements(lines, kfactors)
+    if missing:
+        from .errors import KFactorWarning
+
+        name = getattr(kfactors, "name", None) or str(kfactors)
+        warnings.warn(f"k-factor file {name} lacks {', '.join(missing)}: using the package's "
+                      "default 200 kV values for them (add rows to use your own).",
+                      KFactorWarning, stacklevel=2)
+    return lines
 
 
 def _family_lines(element, line):
