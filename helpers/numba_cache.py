@@ -28,7 +28,7 @@ _DONE = {"n": None}
 def enable():
     """Turn on numba's on-disk cache for umap-learn's and pynndescent's numba functions.
 
-    Idempotent and cheap after the first call. Returns the number of functions switched on
+    Idempotent and cheap after the first call. Returns the number of functions with caching on
     (0 when disabled by ``HEA_NUMBA_CACHE=0`` or when numba's internals are not as expected).
     """
     if _DONE["n"] is not None:
@@ -49,12 +49,13 @@ def enable():
         except Exception:
             continue
         for obj in list(vars(mod).values()):
-            if isinstance(obj, CPUDispatcher) and isinstance(getattr(obj, "_cache", None),
-                                                             NullCache):
+            if not isinstance(obj, CPUDispatcher):
+                continue
+            if isinstance(getattr(obj, "_cache", None), NullCache):
                 try:
                     obj.enable_caching()
-                    n += 1
                 except Exception:
-                    pass
+                    continue
+            n += 1  # cached now, whether switched on here or earlier in this process
     _DONE["n"] = n
     return n
