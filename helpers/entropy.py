@@ -21,7 +21,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from .errors import ElementError, OutputError, ParameterError
+from .errors import ElementError, ParameterError
 
 #: Elements treated as anions (not on the cation sublattice).
 ANIONS = ("S", "Se", "Te", "O")
@@ -153,18 +153,9 @@ ENTROPY_COLUMNS = ["workflow", "cluster", "s_conf_R", "s_conf_R_err", "metal_to_
 
 def write_entropy(table, results_dir):
     """Write ``entropy.csv`` (the runner's contract columns) and ``entropy_detail.csv``."""
-    from pathlib import Path
+    from .quant import write_contract_csv
 
-    results_dir = Path(results_dir)
-    try:
-        results_dir.mkdir(parents=True, exist_ok=True)
-    except OSError as exc:
-        raise OutputError(f"Cannot create the results folder {results_dir} ({exc}): choose a "
-                          "writable OUTPUT_DIR.") from None
-    path = results_dir / "entropy.csv"
-    table[ENTROPY_COLUMNS].to_csv(path, index=False)
-    table.to_csv(results_dir / "entropy_detail.csv", index=False)
-    return path
+    return write_contract_csv(table, results_dir, "entropy", ENTROPY_COLUMNS)
 
 
 def _bars(table, ax, value, err_col, ylabel, title):

@@ -1107,6 +1107,23 @@ COMPOSITION_COLUMNS = ["workflow", "cluster", "n_pixels", "element", "at_percent
                        "at_percent_err"]
 
 
+def write_contract_csv(table, results_dir, stem, columns):
+    """Write ``<stem>.csv`` (only ``columns``: the runner's contract) and ``<stem>_detail.csv``
+    (every column) into ``results_dir``, creating it; returns the path of ``<stem>.csv``."""
+    from pathlib import Path
+
+    results_dir = Path(results_dir)
+    try:
+        results_dir.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise OutputError(f"Cannot create the results folder {results_dir} ({exc}): choose a "
+                          "writable OUTPUT_DIR.") from None
+    path = results_dir / f"{stem}.csv"
+    table[columns].to_csv(path, index=False)
+    table.to_csv(results_dir / f"{stem}_detail.csv", index=False)
+    return path
+
+
 def write_compositions(quants, results_dir):
     """Write ``compositions.csv`` (the runner's contract columns, total σ) and
     ``compositions_detail.csv`` (plus counting σ, line and method) into ``results_dir``.
@@ -1116,18 +1133,9 @@ def write_compositions(quants, results_dir):
     pathlib.Path of compositions.csv
     """
     import pandas as pd
-    from pathlib import Path
 
-    results_dir = Path(results_dir)
-    try:
-        results_dir.mkdir(parents=True, exist_ok=True)
-    except OSError as exc:
-        raise OutputError(f"Cannot create the results folder {results_dir} ({exc}): choose a "
-                          "writable OUTPUT_DIR.") from None
     df = pd.concat([q.table() for q in quants], ignore_index=True)
-    path = results_dir / "compositions.csv"
-    df[COMPOSITION_COLUMNS].to_csv(path, index=False)
-    df.to_csv(results_dir / "compositions_detail.csv", index=False)
+    path = write_contract_csv(df, results_dir, "compositions", COMPOSITION_COLUMNS)
     return path
 
 
