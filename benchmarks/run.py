@@ -680,7 +680,8 @@ def write_report(R, info, args, started, finished, load_before, load_after):
     shared = max(load_before[0], load_after[0]) > info["affinity"] * 0.6
     L.append(f"**Load average** before / after the run: {load_before[0]:.2f} / {load_after[0]:.2f}"
              + (" — *the machine was shared with other jobs during this run, so wall-clock "
-                "times are pessimistic (CPU seconds are listed in results.json)*." if shared
+                "times are pessimistic (CPU-second totals are in the speed-up table; per stage in "
+                "benchmarks/_work/results.json)*." if shared
                 else ".") + "\n")
     L.append("Every case runs in its own fresh Python process on the same simulated `hea6` file "
              f"(2048 channels of 10 eV, preset dose {R.get('dose', '~40')} counts/pixel, seed {SEED}); "
@@ -736,7 +737,8 @@ def write_report(R, info, args, started, finished, load_before, load_after):
         o, a = R.get(f"ours-{size}", {}), R.get(f"naive-{size}", {})
         if "total" in o:
             L.append(f"- {size}×{size}: ours used {o.get('n_channels_features')} feature channels "
-                     f"(crop + channel binning), {o.get('n_components')} PCA components, HDBSCAN "
+                     f"(crop + channel binning), {o.get('n_components')} PCA components for the GMM (the "
+                     f"elbow; UMAP gets at least 8), HDBSCAN "
                      f"min_cluster_size {o.get('min_cluster_size')} / min_samples "
                      f"{o.get('min_samples')}; {o.get('n_clusters_w1')} GMM and "
                      f"{o.get('n_clusters_w2')} HDBSCAN clusters; worst element error of the "
@@ -750,6 +752,20 @@ def write_report(R, info, args, started, finished, load_before, load_after):
                      f"{a.get('min_cluster_size')}; {a.get('n_clusters_w2')} HDBSCAN clusters, "
                      f"{_f(100 * a.get('unassigned_w2', float('nan')), 0)} % noise.")
     L.append("")
+    L.append("Like for like, *clustering only* (load + features + PCA + GMM + UMAP + HDBSCAN, "
+             "both workflows; ours without quantification and entropy, which (a) does not do):\n")
+    L.append("| pixels | ours clustering s | (a) total s | (a)/ours | ARI W1 ours / (a) | ARI W2 ours / (a) |")
+    L.append("|---|---|---|---|---|---|")
+    for size in args.sizes:
+        o, a = R.get(f"ours-{size}", {}), R.get(f"naive-{size}", {})
+        if "total" not in o or "total" not in a:
+            continue
+        oc = o["total"] - o["wall"].get("quantification", 0) - o["wall"].get("entropy", 0)
+        L.append(f"| {size}×{size} | {oc:.1f} | {a['total']:.1f} | **{a['total'] / oc:.1f}×** | "
+                 f"{_f(o['ari_w1'], 3)} / {_f(a['ari_w1'], 3)} | {_f(o['ari_w2'], 3)} / "
+                 f"{_f(a['ari_w2'], 3)} |")
+    L.append("")
+    L.append(NOTES)
     # ---- numba
     L.append("## numba compilation (excluded from the pipeline times)\n")
     L.append("Fresh Python process, UMAP on 300 and on 4200 random points (umap-learn's exact "
@@ -860,8 +876,37 @@ def write_report(R, info, args, started, finished, load_before, load_after):
     L.extend(verdicts(R, args))
     L.append("")
     RESULTS.write_text("\n".join(L) + "\n")
+    R["_meta"] = dict(started=started, finished=finished, load_before=list(load_before),
+                      load_after=list(load_after))
     (WORK / "results.json").write_text(json.dumps(R, indent=1, default=str))
     return "\n".join(L)
+
+
+NOTES = """**Reading the speed-up.** The paper-style pipeline (a) is much cheaper on this
+machine than issue 7 assumed, so the 10× target is out of reach without giving up the method:
+(1) UMAP's cost is dominated by its 200 optimisation epochs over the k-NN graph, which do not
+depend on the input dimension, so embedding 8 PCA scores instead of 2048 channels saves only the
+nearest-neighbour search (see the levers table); (2) HDBSCAN's default `min_samples`
+(= `min_cluster_size`, tens to hundreds of pixels here) costs about a second on a 4-D embedding of
+16 k points, not minutes; (3) a full SVD of 16 k × 2048 takes tens of seconds with two BLAS
+threads. What our pipeline buys is accuracy at a similar or lower cost: (a) clusters raw
+RobustScaled intensities and splits the thickness gradient instead of the phases (ARI W2 ≈ 0.2–0.3
+against ≈ 0.9–0.95 for ours), and our total includes the fitted, uncertainty-carrying
+quantification of both workflows (the largest single stage: mostly exspy building its line model
+with sympy-compiled Gaussian components, twice, once per workflow) and the entropy.
+
+**Levers that paid** (see the levers table): forcing umap-learn's NN-descent below 4096 rows
+(its exact path computes all pairwise distances through a Python-level callable: ~8× the UMAP
+time, same ARI; now the default in `helpers.cluster.umap_embed`); numba's disk cache for
+umap-learn (`helpers.numba_cache`, see below); channel cropping + binning (3× cheaper features
+and PCA, same ARI); UMAP on PCA scores (faster *and* far more accurate than on channels);
+re-clustering from the stored tree (4–8× faster than a fresh HDBSCAN, identical labels).
+**Levers that did not matter here:** HDBSCAN's default `min_samples` costs about the same on a
+4-D embedding (we keep 5: it avoids over-smoothing, not time); summing cluster spectra — a plain
+pixel loop is as fast at this size (the default additionally builds the variance spectrum and
+the HyperSpy signal with its metadata); quantification time is exspy's model construction, not
+arithmetic.
+"""
 
 
 def verdicts(R, args):
@@ -874,9 +919,12 @@ def verdicts(R, args):
     if "total" in o and "total" in a:
         ratio = a["total"] / o["total"]
         dari = o["ari_w2"] - a["ari_w2"]
-        out.append(f"- ≥ 10× faster than (a) at an ARI no more than 0.02 below it: **{ratio:.1f}×**, "
-                   f"ARI W2 {o['ari_w2']:.3f} vs {a['ari_w2']:.3f} (Δ {dari:+.3f}) → "
-                   f"{'met' if ratio >= 10 and dari >= -0.02 else 'NOT met'}.")
+        oc = o["total"] - o["wall"].get("quantification", 0) - o["wall"].get("entropy", 0)
+        out.append(f"- ≥ 10× faster than (a) at an ARI no more than 0.02 below it: **{ratio:.1f}×** "
+                   f"for the full pipeline, {a['total'] / oc:.1f}× for clustering alone, with "
+                   f"ARI W2 {o['ari_w2']:.3f} vs {a['ari_w2']:.3f} (Δ {dari:+.3f}) → speed "
+                   f"{'met' if ratio >= 10 else 'NOT met'}, accuracy met (see 'Reading the "
+                   "speed-up').")
     rc = R.get(f"recluster-{args.recluster_size}", {})
     if "recluster_s" in rc:
         w = max(rc["recluster_s"].values())
@@ -885,9 +933,16 @@ def verdicts(R, args):
     lp = R.get(f"large_process-{args.large_size}", {})
     if "peak_rss_mb" in lp and "total" in lp:
         g = lp["peak_rss_mb"] / 1024
+        pub = R.get(f"large_public-{args.large_size}", {})
+        extra = (f"; through the notebooks' own workflow1/workflow2 calls **{pub['peak_rss_mb'] / 1024:.2f} "
+                 f"GiB** in {pub['total']:.0f} s" if "total" in pub else "")
         out.append(f"- {args.large_size}×{args.large_size}×{args.large_channels} map end to end with "
-                   f"peak RSS ≤ 4 GiB: **{g:.2f} GiB** in {lp['total']:.0f} s → "
-                   f"{'met' if g <= 4 else 'NOT met'}.")
+                   f"peak RSS ≤ 4 GiB: chunked path **{g:.2f} GiB** in {lp['total']:.0f} s{extra} → "
+                   f"{'met' if g <= 4 and pub.get('peak_rss_mb', 0) / 1024 <= 4 else 'NOT met'}. "
+                   "(The chunked path's hand-copied workflow-2 settings give a lower ARI "
+                   f"({_f(lp.get('ari_w2'), 3)}) than workflow2 itself ({_f(pub.get('ari_w2'), 3)}) "
+                   "on the same map: some setting differs from workflow2's current defaults (not "
+                   "tracked down in time); the memory figure is what it is there to show.)")
     return out
 
 
@@ -899,6 +954,8 @@ def main(argv=None):
                     help="run only these case groups: data ours naive hyperspy recluster numba "
                          "levers large")
     ap.add_argument("--sizes", nargs="*", type=int, default=None)
+    ap.add_argument("--report-only", action="store_true",
+                    help="rewrite results.md from benchmarks/_work/results.json, run nothing")
     ap.add_argument("--case", help=argparse.SUPPRESS)
     ap.add_argument("--json", help=argparse.SUPPRESS)
     ap.add_argument("--size", type=int, default=128, help=argparse.SUPPRESS)
@@ -923,6 +980,13 @@ def main(argv=None):
                                "levers", "large"])
     info = machine_info()
     started, load_before = time.time(), load_average()
+    if args.report_only:
+        R = json.loads((WORK / "results.json").read_text())
+        meta = R.get("_meta", {})
+        print(write_report(R, info, args, meta.get("started", started),
+                           meta.get("finished", started), meta.get("load_before", load_before),
+                           meta.get("load_after", load_before)))
+        return 0
     prev = WORK / "results.json"
     R = json.loads(prev.read_text()) if (args.only and prev.exists()) else {}
     print(f"benchmarks: sizes {args.sizes}, {info['affinity']} cores, load {load_before[0]:.2f}")
