@@ -175,7 +175,8 @@ def _as_eds_tem(sig):
     stype = str(sig.metadata.Signal.get_item("signal_type", ""))
     if stype == "EDS_SEM":
         warnings.warn("This is SEM EDS data: element maps and clustering work, but Cliff-Lorimer "
-                      "quantification assumes a thin TEM specimen and will be refused.",
+                      "quantification assumes a thin TEM specimen: do not use its numbers for "
+                      "bulk SEM samples.",
                       stacklevel=3)
         return sig
     if stype != "EDS_TEM":
