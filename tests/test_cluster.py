@@ -49,6 +49,10 @@ def test_hdbscan_keeps_noise_and_recluster_equals_fresh_hdbscan(blobs):
     assert h.n_clusters == 4
     assert (h.labels == -1).sum() > 0                      # uniform points are noise
     assert h.probabilities[h.labels == -1].max() == 0
+    # labels taken from fit() equal the tree's condense/select step at the same size
+    r20 = C.recluster(h, 20, embedding=Xn)
+    np.testing.assert_array_equal(h.labels, r20.labels)
+    np.testing.assert_allclose(h.probabilities, r20.probabilities)
     for mcs in (10, 50, 140):
         r = C.recluster(h, mcs, embedding=Xn)
         fresh = hdbscan.HDBSCAN(min_cluster_size=mcs, min_samples=5).fit(Xn)
@@ -266,3 +270,25 @@ def test_map_without_xray_counts_is_refused_with_a_clear_message():
     s = load_spectrum_image(REAL / "velox_EELS_EDS_128x128.emd", verbose=False)
     with pytest.raises(DataError, match="No X-ray counts between"):
         C.workflow1(s)
+
+
+def test_features_are_shared_within_a_process_and_warnings_repeat():
+    """workflow 1 and 2 of one map compute its features once; a changed map or parameter
+    computes anew; a cropping warning is shown on every call, not only the first."""
+    import warnings
+
+    from helpers.preprocess import BinningCropWarning
+    from helpers.simulate import simulate
+    s, _ = simulate("hea6", size=33, seed=5)          # 33 px: binning x2 drops a row/column
+    with pytest.warns(BinningCropWarning):
+        f1 = C.compute_features(s)
+    with pytest.warns(BinningCropWarning):
+        f2 = C.compute_features(s)
+    assert f2 is f1
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        assert C.compute_features(s, scaling="robust") is not f1
+        s2 = s.deepcopy()
+        s2.data[0, 0, 100] += 1                            # same object shape, other counts
+        f3 = C.compute_features(s2)
+    assert f3 is not f1 and f3.key != f1.key

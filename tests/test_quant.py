@@ -339,3 +339,58 @@ def test_incomplete_model_inflates_errors(hea6_truth_quant):
     comp = quant.quantify_spectrum(one, elements=els)
     assert comp.fit.reduced_chi2 > 1.4 and comp.fit.error_scale > 1.1
     assert comp.fit.error_scale == pytest.approx(np.sqrt(comp.fit.reduced_chi2))
+
+
+# ----------------------------------------------------------------------------------------------
+# fast paths (issue 7) give the same numbers as the straightforward ones
+# ----------------------------------------------------------------------------------------------
+def test_hard_mask_sums_equal_the_weight_matrix_product(hea6):
+    s, truth = hea6
+    lab = truth.labels
+    fast = quant.cluster_spectra(s, lab)
+    onehot = np.stack([(lab == c).astype(float) for c in range(lab.max() + 1)], axis=-1)
+    slow = quant.cluster_spectra(s, lab, probabilities=onehot)
+    np.testing.assert_allclose(fast.data, slow.data, rtol=0, atol=1e-9)
+    var = fast.metadata.Signal.Noise_properties.variance.data
+    np.testing.assert_allclose(var, fast.data, rtol=0, atol=0)
+
+
+def test_cached_design_equals_a_fresh_model_and_follows_the_metadata(hea6):
+    s, truth = hea6
+    spec = quant.cluster_spectra(s, truth.labels)
+    xls = [kf.xray_line for kf in quant.quant_lines(spec)]
+    fresh = quant.design_matrix(quant.build_line_model(spec, xls))
+    cached = quant._cached_design(spec, xls)
+    assert cached.names == fresh.names
+    np.testing.assert_array_equal(cached.X, fresh.X)
+    # a different detector resolution changes the peak widths: a different design, not a stale one
+    other = spec.deepcopy()
+    other.metadata.set_item("Acquisition_instrument.TEM.Detector.EDS.energy_resolution_MnKa",
+                            spec.metadata.Acquisition_instrument.TEM.Detector.EDS
+                            .energy_resolution_MnKa + 20.0)
+    d2 = quant._cached_design(other, xls)
+    assert d2 is not cached and not np.allclose(d2.X, cached.X)
+
+
+def test_exspy_cl_array_route_equals_exspys_signal_route(hea6, hea6_truth_quant):
+    q = hea6_truth_quant
+    comps = [q.compositions[c] for c in q.clusters]
+    I = np.array([c.intensities for c in comps])
+    I[0, 0] = -3.0          # a negative fitted intensity must pass through unchanged as well
+    k = comps[0].kfactors
+    xls = comps[0].xray_lines
+    fast = quant._exspy_cl(q.spectra, I, k, xls)
+    slow = quant._exspy_cl_signals(q.spectra, I, k, xls)
+    np.testing.assert_allclose(fast, slow, rtol=1e-12, atol=1e-10)
+
+
+def test_interior_and_whole_in_one_stack_match_separate_fits(hea6):
+    """quantify_clusters fits interior and whole-mask spectra together: same numbers as apart."""
+    s, truth = hea6
+    q = quant.quantify_clusters(s, truth.labels)
+    inner = quant.quantify_spectra(quant.cluster_spectra(s, quant.interior_labels(truth.labels)))
+    whole = quant.quantify_spectra(quant.cluster_spectra(s, truth.labels))
+    for c, ci, cw in zip(q.clusters, inner, whole):
+        np.testing.assert_allclose(q.compositions[c].at_percent, ci.at_percent, atol=1e-9)
+        np.testing.assert_allclose(q.compositions[c].err_segmentation,
+                                   np.abs(cw.at_percent - ci.at_percent), atol=1e-9)
