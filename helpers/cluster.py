@@ -562,7 +562,11 @@ def _compute_features(signal, dh, bin_factor, energy_range, normalization, scali
     if m.sum() < 3:
         raise DataError("Fewer than 3 sample pixels after masking vacuum/support: pass "
                         "mask=None to cluster every pixel, or check the data.")
-    X = make_features(counts, normalization, scaling, fit_mask=m)
+    if getattr(signal, "_lazy", False):
+        from .largedata import lazy_features   # block-wise: no float64 copies of the matrix
+        X = lazy_features(counts, normalization, scaling, fit_mask=m)
+    else:
+        X = make_features(counts, normalization, scaling, fit_mask=m)
     params = dict(bin_factor=int(bin_factor), energy_range=prep["energy_range"],
                   energy_bin=energy_bin,
                   normalization=normalization, scaling=scaling, mask=mask_param)

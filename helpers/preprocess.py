@@ -64,19 +64,8 @@ def bin_navigation(data, factor=2):
     if data.ndim != 3:
         raise DataError(f"Expected a spectrum image with 2 navigation axes and 1 energy axis, "
                         f"got an array of shape {data.shape}: load a 2-D EDS map.")
-    if isinstance(factor, (bool, np.bool_)) or not isinstance(factor, (int, np.integer)) \
-            or factor < 1:
-        raise ParameterError(f"BIN_FACTOR must be a positive integer, got {factor!r}: use 1 "
-                             "(no binning) or 2 (the paper's choice).")
     r, c, ch = data.shape
-    if factor > min(r, c):
-        raise ParameterError(f"BIN_FACTOR={factor} is larger than the map ({r}x{c}): use a "
-                             "smaller factor.")
-    r2, c2 = (r // factor) * factor, (c // factor) * factor
-    if (r2, c2) != (r, c):
-        warnings.warn(f"Map of {r}x{c} pixels is not a multiple of BIN_FACTOR={factor}: the last "
-                      f"{r - r2} row(s) and {c - c2} column(s) are dropped (label -1).",
-                      BinningCropWarning, stacklevel=2)
+    r2, c2 = _check_factor(data.shape, factor)
     d = data[:r2, :c2]
     if factor == 1:
         out = d.astype(np.float32)
@@ -88,6 +77,24 @@ def bin_navigation(data, factor=2):
     if hasattr(out, "compute"):
         out = out.compute()
     return np.asarray(out, dtype=np.float32), (r2, c2)
+
+
+def _check_factor(shape, factor):
+    """Rows and columns kept by binning ``factor`` x ``factor``; warns when some are dropped."""
+    if isinstance(factor, (bool, np.bool_)) or not isinstance(factor, (int, np.integer)) \
+            or factor < 1:
+        raise ParameterError(f"BIN_FACTOR must be a positive integer, got {factor!r}: use 1 "
+                             "(no binning) or 2 (the paper's choice).")
+    r, c = shape[:2]
+    if factor > min(r, c):
+        raise ParameterError(f"BIN_FACTOR={factor} is larger than the map ({r}x{c}): use a "
+                             "smaller factor.")
+    r2, c2 = (r // factor) * factor, (c // factor) * factor
+    if (r2, c2) != (r, c):
+        warnings.warn(f"Map of {r}x{c} pixels is not a multiple of BIN_FACTOR={factor}: the last "
+                      f"{r - r2} row(s) and {c - c2} column(s) are dropped (label -1).",
+                      BinningCropWarning, stacklevel=3)
+    return r2, c2
 
 
 def upsample_labels(labels_binned, factor, original_shape, fill=-1):
@@ -299,8 +306,17 @@ def prepare(signal, bin_factor=2, energy_range=None, energy_bin="auto"):
         energy = np.arange(data.shape[-1], dtype=float)
         energy_bin = 1 if energy_bin == "auto" else energy_bin
         er = (float(energy[0]), float(energy[-1]))
-    sub = data[..., sl]
-    binned, _ = bin_navigation(sub, bin_factor)
+    if hasattr(data, "dask") and hasattr(signal, "axes_manager"):
+        # lazy (larger-than-memory) map: crop, bin pixels and channels chunk by chunk; the
+        # full-resolution data is read once and never held in memory
+        from .largedata import lazy_binned_counts
+        _check_factor(data.shape, bin_factor)
+        lz = lazy_binned_counts(signal, bin_factor, er, energy_bin)
+        rb, cb = lz["binned_shape"]
+        binned = lz["counts"].reshape(rb, cb, -1)
+        energy, energy_bin = lz["energy"], 1
+    else:
+        binned, _ = bin_navigation(data[..., sl], bin_factor)
     if binned.size and not np.any(binned) and hasattr(signal, "axes_manager"):
         raise DataError(f"No X-ray counts between {er[0]:.2f} and {er[1]:.2f} keV, where the lines "
                         f"of {', '.join(signal_elements(signal)) or 'the elements'} lie (the counts "

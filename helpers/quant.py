@@ -153,12 +153,7 @@ def cluster_spectra(signal, labels, probabilities=None, clusters=None, block_row
     n_ch = signal.data.shape[-1]
     data = signal.data
     if getattr(signal, "_lazy", False):
-        import dask.array as da
-
-        d2 = data.reshape((-1, n_ch))
-        spec = da.tensordot(w.T, d2, axes=1)
-        var = da.tensordot((w ** 2).T, d2, axes=1)
-        spec, var = da.compute(spec, var)
+        spec, var = _lazy_sums(signal, w, hard=probabilities is None)
     elif probabilities is None:
         # hard masks: sum each cluster's rows in the data's own dtype (no float copy of the map;
         # ~5x faster than the weight-matrix product below for uint8 counts)
@@ -182,18 +177,57 @@ def cluster_spectra(signal, labels, probabilities=None, clusters=None, block_row
             wb = w[i0:i0 + step]
             spec += wb.T @ blk
             var += (wb ** 2).T @ blk
+    return _spectra_signal(signal, spec, var, clusters, labels, w.sum(0), probabilities is not None)
+
+
+def _lazy_sums(signal, w, hard):
+    """Weighted sums ``w.T @ data`` of a lazy map in one pass over its chunks (and the variance
+    sums ``(w**2).T @ data``, which equal them for a hard 0/1 mask)."""
+    import dask.array as da
+
+    d2 = signal.data.reshape((-1, signal.data.shape[-1]))
+    spec = da.tensordot(w.T, d2, axes=1)
+    if hard:
+        spec = np.asarray(spec.compute(), dtype=float)
+        return spec, spec.copy()
+    var = da.tensordot((w ** 2).T, d2, axes=1)
+    spec, var = da.compute(spec, var)
+    return np.asarray(spec, dtype=float), np.asarray(var, dtype=float)
+
+
+def _spectra_signal(signal, spec, var, clusters, labels, weight_sum, weighted):
+    """The stack returned by :func:`cluster_spectra`, from its sums."""
     if np.any(spec < 0) or not np.all(np.isfinite(spec)):
         raise DataError("The spectrum image has negative or non-finite counts: quantification "
                         "needs raw counts (not normalised or denoised data).")
     out = _new_like(signal, spec, title="Cluster spectra")
     out.axes_manager.navigation_axes[0].name = "cluster"
     n_pix = [int(np.count_nonzero(labels == c)) for c in clusters]
-    out.metadata.set_item("Clusters.ids", clusters)
+    out.metadata.set_item("Clusters.ids", list(clusters))
     out.metadata.set_item("Clusters.n_pixels", n_pix)
-    out.metadata.set_item("Clusters.weight_sum", [float(v) for v in w.sum(0)])
-    out.metadata.set_item("Clusters.weighted", probabilities is not None)
+    out.metadata.set_item("Clusters.weight_sum", [float(v) for v in weight_sum])
+    out.metadata.set_item("Clusters.weighted", bool(weighted))
     out.metadata.set_item("Signal.Noise_properties.variance", _new_like(signal, var, title="var"))
     return out
+
+
+def _interior_and_whole_spectra(signal, interior, labels, clusters=None):
+    """:func:`cluster_spectra` of two hard labelings; a lazy map is read once for both."""
+    if not getattr(signal, "_lazy", False):
+        inner = cluster_spectra(signal, interior, None, clusters)
+        return inner, cluster_spectra(signal, labels, None, inner.metadata.Clusters.ids)
+    labels, interior = np.asarray(labels), np.asarray(interior)
+    nav = _nav_shape(signal)
+    if labels.shape != nav:
+        raise ParameterError(f"labels have shape {labels.shape} but the spectrum image's "
+                             f"navigation shape is {nav}: pass labels in the original "
+                             "(un-binned) resolution.")
+    wi, ids = cluster_weights(interior, None, clusters)
+    ww, _ = cluster_weights(labels, None, ids)
+    spec, var = _lazy_sums(signal, np.concatenate([wi, ww], axis=1), hard=True)
+    k = len(ids)
+    return (_spectra_signal(signal, spec[:k], var[:k], ids, interior, wi.sum(0), False),
+            _spectra_signal(signal, spec[k:], var[k:], ids, labels, ww.sum(0), False))
 
 
 def _new_like(signal, data, title=None):
@@ -972,8 +1006,11 @@ def quantify_clusters(signal, labels, probabilities=None, workflow=1, elements=N
         ``n_pixels`` of each composition is the number of pixels (or weight) quantified.
     """
     use_interior = exclude_boundary and probabilities is None
-    q_lab = interior_labels(labels) if use_interior else labels
-    spectra = cluster_spectra(signal, q_lab, probabilities, clusters)
+    if use_interior:
+        spectra, whole = _interior_and_whole_spectra(signal, interior_labels(labels), labels,
+                                                     clusters)
+    else:
+        spectra = cluster_spectra(signal, labels, probabilities, clusters)
     ids = list(spectra.metadata.Clusters.ids)
     n_pix = list(spectra.metadata.Clusters.n_pixels)
     wsum = list(spectra.metadata.Clusters.weight_sum)
@@ -982,11 +1019,12 @@ def quantify_clusters(signal, labels, probabilities=None, workflow=1, elements=N
         raise DataError(f"No cluster has at least {min_pixels} pixels: lower min_pixels.")
     if len(keep) < len(ids):
         spectra = _select(spectra, keep)
+        if use_interior:
+            whole = _select(whole, keep)
     kept = [ids[i] for i in keep]
     seg = {}
     if use_interior:
         # interior and whole-mask spectra fitted as one stack: one model, one exspy CL call
-        whole = cluster_spectra(signal, labels, None, kept)
         both = _new_like(spectra, np.concatenate([spectra.data, whole.data]),
                          title=spectra.metadata.General.title)
         both_comps = quantify_spectra(both, elements, kfactors, method)

@@ -86,3 +86,25 @@ def test_numba_cache_switches_on_umap_caching(monkeypatch):
     monkeypatch.setitem(numba_cache._DONE, "n", None)
     monkeypatch.setenv("HEA_NUMBA_CACHE", "0")
     assert numba_cache.enable() == 0
+
+
+def test_lazy_map_through_the_workflow_calls_equals_in_memory(written):
+    """compute_features and quantify_clusters on a lazy map (chunked binning, block-wise
+    scaling, one dask pass for interior + whole-mask spectra) give the in-memory answers."""
+    from helpers import cluster, quant
+    path, _ = written
+    lazy = io.load_spectrum_image(path, lazy=True, verbose=False)
+    eager = io.load_spectrum_image(path, lazy=False, verbose=False)
+    fl = cluster.compute_features(lazy)
+    fe = cluster.compute_features(eager)
+    assert np.array_equal(fl.counts, fe.counts) and np.array_equal(fl.mask, fe.mask)
+    assert np.allclose(fl.X, fe.X, atol=1e-4 * max(1.0, np.abs(fe.X).max()))
+    labels = io.get_truth(eager).labels
+    ql = quant.quantify_clusters(lazy, labels)
+    qe = quant.quantify_clusters(eager, labels)
+    assert ql.clusters == qe.clusters
+    for c in qe.clusters:
+        np.testing.assert_allclose(ql.compositions[c].at_percent, qe.compositions[c].at_percent,
+                                   atol=1e-9)
+        np.testing.assert_allclose(ql.compositions[c].err_total, qe.compositions[c].err_total,
+                                   atol=1e-9)
