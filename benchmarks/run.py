@@ -860,30 +860,39 @@ def write_report(R, info, args, started, finished, load_before, load_after):
     return "\n".join(L)
 
 
-NOTES = """**Reading the speed-up.** The paper-style pipeline (a) is much cheaper on this
-machine than issue 7 assumed, so the 10× target is out of reach without giving up the method:
-(1) UMAP's cost is dominated by its 200 optimisation epochs over the k-NN graph, which do not
-depend on the input dimension, so embedding 8 PCA scores instead of 2048 channels saves only the
-nearest-neighbour search (see the levers table); (2) HDBSCAN's default `min_samples`
-(= `min_cluster_size`, tens to hundreds of pixels here) costs about a second on a 4-D embedding of
-16 k points, not minutes; (3) a full SVD of 16 k × 2048 takes tens of seconds with two BLAS
-threads. What our pipeline buys is accuracy at a similar or lower cost: (a) clusters raw
-RobustScaled intensities and splits the thickness gradient instead of the phases (ARI W2 ≈ 0.2–0.3
-against ≈ 0.9–0.95 for ours), and our total includes the fitted, uncertainty-carrying
-quantification of both workflows (the largest single stage: mostly exspy building its line model
-with sympy-compiled Gaussian components, twice, once per workflow) and the entropy.
+NOTES = """**What made ours faster since the first measurement** (levers table): the
+quantification of a workflow used to have exspy build its line model (one sympy-compiled Gaussian
+per line) for the interior and again for the whole-mask spectra, and to run exspy's CL through one
+HyperSpy signal per line; now the model's design matrix is built once per energy axis and
+metadata and shared by every stack of the process (`LineFit.model`, the exspy model with the
+fitted values, is built when someone asks for it), interior and whole-mask spectra are fitted as
+one stack, exspy's CL function is called on arrays (same numbers, tested), and hard-mask cluster
+sums no longer make a float copy of the map. UMAP runs 100 epochs instead of 200 (same clusters:
+levers table and `helpers.cluster.UMAP_EPOCHS`). Both workflows share one feature computation,
+pixel binning sums integers, HDBSCAN's labels are taken from its own fit.
 
-**Levers that paid** (see the levers table): forcing umap-learn's NN-descent below 4096 rows
-(its exact path computes all pairwise distances through a Python-level callable: ~8× the UMAP
-time, same ARI; now the default in `helpers.cluster.umap_embed`); numba's disk cache for
-umap-learn (`helpers.numba_cache`, see below); channel cropping + binning (3× cheaper features
-and PCA, same ARI); UMAP on PCA scores (faster *and* far more accurate than on channels);
-re-clustering from the stored tree (4–8× faster than a fresh HDBSCAN, identical labels).
-**Levers that did not matter here:** HDBSCAN's default `min_samples` costs about the same on a
-4-D embedding (we keep 5: it avoids over-smoothing, not time); summing cluster spectra — a plain
-pixel loop is as fast at this size (the default additionally builds the variance spectrum and
-the HyperSpy signal with its metadata); quantification time is exspy's model construction, not
-arithmetic.
+**Why 10× is not reached at 256×256.** The paper-style pipeline (a) is cheaper on this machine
+than issue 7 assumed. Its two expensive steps are the full SVD of 16 k × 2048 for the scree plot
+and UMAP's nearest-neighbour search in 2048 dimensions; ours avoids both, but keeps a floor that
+does not shrink with the input dimension: (1) UMAP's gradient epochs over the k-NN graph of the
+~15 k binned sample pixels run on one thread, because umap-learn parallelises them only when no
+random_state is fixed, and a fixed seed is a rule of this project (reproducible clusters);
+(2) the automatic min_cluster_size re-condenses the HDBSCAN tree ~30 times (0.15-0.2 s each for
+15 k pixels, most of ours' HDBSCAN column; hdbscan's condense/select step, which we call, holds
+the GIL); (3) our total includes the fitted, uncertainty-carrying
+quantification of both workflows, which (a) does not do at all. HDBSCAN's default `min_samples`
+costs (a) about a second on a 4-D embedding, not minutes. At 128×128 the ratio is larger because
+(a)'s UMAP (3.9 k rows) falls on umap-learn's exact-neighbour path, which ours avoids.
+What ours buys is accuracy: (a) clusters raw RobustScaled intensities and splits the thickness
+gradient instead of the phases (see its ARI W2). Ratios are only comparable within one run: the
+first run of this benchmark (2026-11-25, load average up to 4.8 on 2 cores) measured (a) at
+153.9 s and ours at 35.9 s (4.3×) for 256×256; on a quieter machine (a) takes 48-57 s, because
+its BLAS-bound SVD and NN search suffered most from the other jobs.
+
+**Levers not taken:** 50 UMAP epochs (about a third off UMAP, same ARI in the levers table and
+on hea7, hea7_coreshell and test_TEM.bcf, but 100 keeps a margin for data we have not seen);
+unseeded parallel UMAP (not reproducible); a coarser min_cluster_size scan (changes the choice).
+HDBSCAN's `min_samples` did not matter for time here (we keep 5: it avoids over-smoothing).
 """
 
 
@@ -894,15 +903,23 @@ def verdicts(R, args):
     if "total" in o:
         out.append(f"- Full pipeline on {big}×{big}×2048 in ≤ 60 s: **{o['total']:.1f} s** → "
                    f"{'met' if o['total'] <= 60 else 'NOT met'}.")
-    if "total" in o and "total" in a:
-        ratio = a["total"] / o["total"]
-        dari = o["ari_w2"] - a["ari_w2"]
-        oc = o["total"] - o["wall"].get("quantification", 0) - o["wall"].get("entropy", 0)
-        out.append(f"- ≥ 10× faster than (a) at an ARI no more than 0.02 below it: **{ratio:.1f}×** "
-                   f"for the full pipeline, {a['total'] / oc:.1f}× for clustering alone, with "
-                   f"ARI W2 {o['ari_w2']:.3f} vs {a['ari_w2']:.3f} (Δ {dari:+.3f}) → speed "
-                   f"{'met' if ratio >= 10 else 'NOT met'}, accuracy met (see 'Reading the "
-                   "speed-up').")
+    parts, met = [], []
+    for size in args.sizes:
+        o_, a_ = R.get(f"ours-{size}", {}), R.get(f"naive-{size}", {})
+        if "total" not in o_ or "total" not in a_:
+            continue
+        ratio = a_["total"] / o_["total"]
+        oc = o_["total"] - o_["wall"].get("quantification", 0) - o_["wall"].get("entropy", 0)
+        ok_ari = o_["ari_w2"] >= a_["ari_w2"] - 0.02 and o_["ari_w1"] >= a_["ari_w1"] - 0.02
+        met.append(ratio >= 10 and ok_ari)
+        parts.append(f"{size}×{size}: **{ratio:.1f}×** for the full pipeline, "
+                     f"{a_['total'] / oc:.1f}× for clustering alone, ARI W2 {o_['ari_w2']:.3f} vs "
+                     f"{a_['ari_w2']:.3f}, W1 {o_['ari_w1']:.3f} vs {a_['ari_w1']:.3f} "
+                     f"(accuracy {'met' if ok_ari else 'NOT met'})")
+    if parts:
+        out.append("- ≥ 10× faster than (a) at an ARI no more than 0.02 below it: "
+                   + "; ".join(parts) + f" → speed {'met' if all(met) else 'NOT met'} "
+                   "(see 'Why 10× is not reached').")
     rc = R.get(f"recluster-{args.recluster_size}", {})
     if "recluster_s" in rc:
         w = max(rc["recluster_s"].values())

@@ -118,6 +118,16 @@ def cluster_weights(labels, probabilities=None, clusters=None):
     return w, clusters
 
 
+def _check_labels_shape(signal, labels):
+    """The navigation shape, after checking that ``labels`` have it."""
+    nav = _nav_shape(signal)
+    if labels.shape != nav:
+        raise ParameterError(f"labels have shape {labels.shape} but the spectrum image's "
+                             f"navigation shape is {nav}: pass labels in the original "
+                             "(un-binned) resolution.")
+    return nav
+
+
 def cluster_spectra(signal, labels, probabilities=None, clusters=None, block_rows=None):
     """Representative spectrum of each cluster: the (weighted) sum of its raw pixel spectra.
 
@@ -144,11 +154,7 @@ def cluster_spectra(signal, labels, probabilities=None, clusters=None, block_row
         the variance spectrum ``sum_x w_x^2 y_x`` (equal to the spectrum for a hard mask).
     """
     labels = np.asarray(labels)
-    nav = _nav_shape(signal)
-    if labels.shape != nav:
-        raise ParameterError(f"labels have shape {labels.shape} but the spectrum image's "
-                             f"navigation shape is {nav}: pass labels in the original "
-                             "(un-binned) resolution.")
+    nav = _check_labels_shape(signal, labels)
     w, clusters = cluster_weights(labels, probabilities, clusters)
     n_ch = signal.data.shape[-1]
     data = signal.data
@@ -217,11 +223,7 @@ def _interior_and_whole_spectra(signal, interior, labels, clusters=None):
         inner = cluster_spectra(signal, interior, None, clusters)
         return inner, cluster_spectra(signal, labels, None, inner.metadata.Clusters.ids)
     labels, interior = np.asarray(labels), np.asarray(interior)
-    nav = _nav_shape(signal)
-    if labels.shape != nav:
-        raise ParameterError(f"labels have shape {labels.shape} but the spectrum image's "
-                             f"navigation shape is {nav}: pass labels in the original "
-                             "(un-binned) resolution.")
+    _check_labels_shape(signal, labels)
     wi, ids = cluster_weights(interior, None, clusters)
     ww, _ = cluster_weights(labels, None, ids)
     spec, var = _lazy_sums(signal, np.concatenate([wi, ww], axis=1), hard=True)
