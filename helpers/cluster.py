@@ -682,41 +682,7 @@ def default_min_cluster_size(n_pixels):
     return int(max(10, round(0.01 * n_pixels)))
 
 
-#: Trees of at least this many points are re-condensed in two processes by
-#: :func:`plateau_min_cluster_size`: hdbscan's condense/select step holds the GIL (0.15-0.2 s
-#: per value for 15 000 points); below this size starting the workers costs more than it saves.
-PARALLEL_MIN_POINTS = 8000
-
-
-def _counts_serial(tree, cands, allow_single_cluster):
-    out = []
-    for m in cands:
-        labels, _ = _labels_from_tree(tree, m, allow_single_cluster)
-        out.append((int(m), int(labels.max() + 1) if labels.size else 0,
-                    float(np.mean(labels < 0)) if labels.size else 0.0))
-    return out
-
-
-def _cluster_counts(tree, cands, allow_single_cluster, n_jobs=1):
-    """(min_cluster_size, n_clusters, noise_fraction) for each candidate, in order.
-
-    The candidates are independent, so with ``n_jobs`` > 1 they are dealt out to joblib's
-    worker processes (the same numbers as in series: each is a pure function of the tree).
-    """
-    if n_jobs <= 1 or len(cands) < 2:
-        return _counts_serial(tree, cands, allow_single_cluster)
-    from joblib import Parallel, delayed
-    parts = [cands[i::n_jobs] for i in range(n_jobs)]
-    try:
-        res = Parallel(n_jobs=n_jobs)(delayed(_counts_serial)(tree, p, allow_single_cluster)
-                                      for p in parts)
-    except Exception:   # no worker processes on this system: the same answer in series
-        return _counts_serial(tree, cands, allow_single_cluster)
-    return sorted((row for part in res for row in part), key=lambda r: r[0])
-
-
-def plateau_min_cluster_size(result, n_pixels, lo=5, hi_fraction=0.1, n_steps=30,
-                             n_jobs=None):
+def plateau_min_cluster_size(result, n_pixels, lo=5, hi_fraction=0.1, n_steps=30):
     """min_cluster_size in the middle of the widest plateau of the cluster count.
 
     Re-condenses the stored HDBSCAN tree (milliseconds each) for ``n_steps`` values spaced
@@ -726,25 +692,16 @@ def plateau_min_cluster_size(result, n_pixels, lo=5, hi_fraction=0.1, n_steps=30
     that survives a wide range is a property of the data. This is HDBSCAN's own notion of
     persistence applied to its one free parameter, with no constant tuned to our simulator.
 
-    ``n_jobs``: worker processes for the scan (None: 2 for trees of at least
-    :data:`PARALLEL_MIN_POINTS` points, else 1).
-
     Returns
     -------
     (min_cluster_size, table) where table is a list of (mcs, n_clusters, noise_fraction).
     """
     hi = max(lo + 1, int(hi_fraction * n_pixels))
     cands = sorted(set(int(round(v)) for v in np.geomspace(lo, hi, n_steps)))
-    tree = result.single_linkage_tree
-    if tree is None:
-        raise ParameterError("This result holds no single-linkage tree: run hdbscan_cluster "
-                             "first, then scan its result.")
-    cands = [_check_int(m, "min_cluster_size", 2, tree.shape[0] + 1,
-                        "use a number of (binned) pixels between 2 and the pixel count.")
-             for m in cands]
-    if n_jobs is None:
-        n_jobs = 2 if tree.shape[0] + 1 >= PARALLEL_MIN_POINTS else 1
-    table = _cluster_counts(tree, cands, result.allow_single_cluster, n_jobs)
+    table = []
+    for m in cands:
+        r = recluster(result, m)
+        table.append((m, r.n_clusters, r.noise_fraction))
     best, best_span = None, -1.0
     i = 0
     while i < len(table):

@@ -60,18 +60,6 @@ def test_hdbscan_keeps_noise_and_recluster_equals_fresh_hdbscan(blobs):
         np.testing.assert_allclose(r.probabilities, fresh.probabilities_)
 
 
-def test_plateau_scan_in_two_processes_equals_the_serial_scan(blobs):
-    X, _ = blobs
-    h = C.hdbscan_cluster(X, 20, 5)
-    serial = C.plateau_min_cluster_size(h, len(X), n_jobs=1)
-    parallel = C.plateau_min_cluster_size(h, len(X), n_jobs=2)
-    assert parallel == serial
-    # each row is what recluster reports at that size
-    for m, k, noise in serial[1]:
-        r = C.recluster(h, m)
-        assert (k, noise) == (r.n_clusters, r.noise_fraction)
-
-
 def test_poisson_refinement_recovers_multinomial_mixture():
     rng = np.random.default_rng(0)
     k, ch, n = 3, 40, 900
