@@ -25,7 +25,7 @@ from .errors import DataError, ParameterError
 #: UMAP optimisation epochs. umap-learn's own default is 200 above 10 000 rows and 500 below;
 #: the embedding only feeds HDBSCAN, whose clusters are settled well before that (measured on
 #: simulated hea6 64-256 px, several seeds and doses, hea7, hea7_coreshell and test_TEM.bcf:
-#: the same clusters and ARI within 0.002 of 200 epochs at 100 and at 50). Each epoch is a pass
+#: the same clusters and ARI within 0.004 of 200 epochs at 100 and at 50). Each epoch is a pass
 #: over the k-NN graph, single-threaded under a fixed random_state: 100 halves UMAP's time.
 UMAP_EPOCHS = 100
 
