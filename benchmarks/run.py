@@ -185,19 +185,20 @@ def _quantify(sig, labels, workflow):
 def _pipeline_ours(sig, T, mcs=None, min_samples=None, umap_input="pca"):
     """Both workflows + quantification + entropy, through the same public functions the
     notebooks call, each stage timed by wrapping the functions they call."""
-    from helpers import cluster, decompose
-    T.wrap(cluster, "compute_features", "features")
-    T.wrap(decompose, "pca", "PCA")
-    T.wrap(cluster, "gmm_cluster", "GMM")
-    if hasattr(cluster, "poisson_mixture_refine"):      # workflow 1's Poisson refinement
-        T.wrap(cluster, "poisson_mixture_refine", "GMM")
-    T.wrap(cluster, "umap_embed", "UMAP")
-    T.wrap(cluster, "hdbscan_cluster", "HDBSCAN")
-    T.wrap(cluster, "plateau_min_cluster_size", "HDBSCAN")   # automatic min_cluster_size
+    from helpers import workflows
+    # wrapped where the workflows look them up (helpers.workflows imports them by name)
+    feats, pipe = workflows.features, workflows.pipeline
+    T.wrap(feats, "compute_features", "features")
+    T.wrap(feats, "pca", "PCA")
+    T.wrap(pipe, "gmm_cluster", "GMM")
+    T.wrap(pipe, "poisson_mixture_refine", "GMM")      # workflow 1's Poisson refinement
+    T.wrap(feats, "umap_embed", "UMAP")
+    T.wrap(pipe, "hdbscan_cluster", "HDBSCAN")
+    T.wrap(pipe, "plateau_min_cluster_size", "HDBSCAN")   # automatic min_cluster_size
     out = {}
-    w1 = cluster.workflow1(sig, n_clusters=N_CLUSTERS)
-    w2 = cluster.workflow2(sig, min_cluster_size=mcs, min_samples=min_samples,
-                           umap_input=umap_input)
+    w1 = workflows.workflow1(sig, n_clusters=N_CLUSTERS)
+    w2 = workflows.workflow2(sig, min_cluster_size=mcs, min_samples=min_samples,
+                             umap_input=umap_input)
     out["w1"], out["w2"] = w1, w2
     with T.stage("quantification"):
         q1 = _quantify(sig, w1.labels, 1)
@@ -225,7 +226,7 @@ def case_ours(args):
     t0 = time.perf_counter()
     with T.stage("load"):
         sig = load(data_path(args.size))
-        from helpers.io import get_truth
+        from helpers.demo import get_truth
         truth = get_truth(sig)
     out = _pipeline_ours(sig, T)
     total = time.perf_counter() - t0
@@ -268,7 +269,7 @@ def case_naive(args):
     from sklearn.preprocessing import RobustScaler
 
     from helpers import cluster, decompose
-    from helpers.io import get_truth
+    from helpers.demo import get_truth
     from helpers.preprocess import bin_navigation, upsample_labels
     compile_s = warm_up_numba()
     T = Timer()
@@ -314,7 +315,7 @@ def case_hyperspy(args):
     import hyperspy.api  # noqa: F401
     import sklearn.cluster  # noqa: F401
 
-    from helpers.io import get_truth
+    from helpers.demo import get_truth
     from helpers.preprocess import upsample_labels
     T = Timer()
     t0 = time.perf_counter()
@@ -345,10 +346,10 @@ def case_recluster(args):
     stored HDBSCAN tree (no UMAP, no minimum spanning tree), against a fresh HDBSCAN run."""
     import numpy as np
 
-    from helpers import cluster
+    from helpers import cluster, workflows
     warm_up_numba()
     sig = load(data_path(args.size))
-    w2 = cluster.workflow2(sig, cache=False)
+    w2 = workflows.workflow2(sig, cache=False)
     m = w2.mask_binned.ravel()
     emb = w2.embedding[m]
     base = w2.params["min_cluster_size"]
@@ -356,7 +357,7 @@ def case_recluster(args):
     rec, fresh, same = {}, {}, {}
     for mcs in sizes:
         t0 = time.perf_counter()
-        r = cluster.recluster_workflow2(w2, mcs)
+        r = workflows.recluster_workflow2(w2, mcs)
         rec[mcs] = time.perf_counter() - t0
         t0 = time.perf_counter()
         f = cluster.hdbscan_cluster(emb, mcs, w2.params["min_samples"],
@@ -399,8 +400,8 @@ def case_levers(args):
     import numpy as np
     import umap
 
-    from helpers import cluster, quant
-    from helpers.io import get_truth
+    from helpers import cluster, quant, workflows
+    from helpers.demo import get_truth
     from helpers.preprocess import upsample_labels
     warm_up_numba()
     sig = load(data_path(args.size))
@@ -414,7 +415,7 @@ def case_levers(args):
                              feats.original_shape)
         return truth_and_ari(truth.labels, up)
 
-    w2 = cluster.workflow2(sig, cache=False)          # the defaults the notebooks use
+    w2 = workflows.workflow2(sig, cache=False)          # the defaults the notebooks use
     mcs, ms = int(w2.params["min_cluster_size"]), int(w2.params["min_samples"])
     asc = bool(w2.params.get("allow_single_cluster", True))
     # 1. channel crop + binning: features and PCA with and without
@@ -423,7 +424,7 @@ def case_levers(args):
     for name, kw in (("crop + channel binning (default)", {}),
                      ("all channels", dict(energy_range=(lo + 1e-9, hi), energy_bin=1))):
         t0 = time.perf_counter()
-        feats, p = cluster.decomposition(sig, cache=False, **kw)
+        feats, p = workflows.pca_of_features(sig, cache=False, **kw)
         t_feat = time.perf_counter() - t0
         g = cluster.gmm_cluster(p.scores[feats.mask], N_CLUSTERS)
         feats_by[name] = (feats, p)
@@ -503,14 +504,14 @@ def case_levers(args):
         q = _quantify(sig, labels, 2)
         return time.perf_counter() - t0, q
     t_cached, _ = timed_quant()
-    quant._DESIGNS.clear()
+    quant.linefit._DESIGNS.clear()
     t_built, _ = timed_quant()
-    fast_cl = quant._exspy_cl
-    quant._exspy_cl = quant._exspy_cl_signals
+    fast_cl = quant.composition._exspy_cl
+    quant.composition._exspy_cl = quant.composition._exspy_cl_signals
     try:
         t_sig, q_sig = timed_quant()
     finally:
-        quant._exspy_cl = fast_cl
+        quant.composition._exspy_cl = fast_cl
     same = all(np.allclose(q_sig.compositions[c].at_percent, q_ref.compositions[c].at_percent)
                for c in q_ref.clusters)
     res["quantification (W2): design cached, CL on arrays (default)"] = dict(
@@ -524,7 +525,7 @@ def case_levers(args):
 
 def case_large_write(args):
     """Write the 512×512×4096 uint8 map block by block."""
-    from helpers import largedata
+    from helpers.simulate import large as largedata
     T = Timer()
     with T.stage("write"):
         info = largedata.write_simulated_map(args.path, size=args.size, n_channels=args.channels,
@@ -537,10 +538,10 @@ def case_large_write(args):
 def case_large_process(args):
     """The notebooks' own calls on the lazy 1 GiB map: workflow1, workflow2, quantification,
     entropy. On a lazy signal their pixel and channel binning runs chunk by chunk
-    (``largedata.lazy_binned_counts``), the scaling block by block (``largedata.lazy_features``)
+    (``preprocess.lazy_binned_counts``), the scaling block by block (``preprocess.lazy_features``)
     and the cluster spectra are dask reductions over the raw counts (one pass per workflow)."""
     from helpers import cache
-    from helpers.io import get_truth
+    from helpers.demo import get_truth
     os.environ["HEA_CACHE_DIR"] = tempfile.mkdtemp(prefix="hea-bench-cache-")
     cache.clear_cache()
     compile_s = warm_up_numba()
@@ -812,9 +813,9 @@ def write_report(R, info, args, started, finished, load_before, load_after):
     L.append(f"## A {args.large_size}×{args.large_size}×{args.large_channels} uint8 map from a lazy load\n")
     lw, lp = R.get("large_write"), R.get(f"large_process-{args.large_size}")
     if lw and "nbytes" in lw:
-        L.append(f"**How the map was made:** `helpers.largedata.write_simulated_map` takes the "
+        L.append(f"**How the map was made:** `helpers.simulate.write_simulated_map` takes the "
                  f"simulator's ground truth for a {args.large_size}×{args.large_size} `hea6` map "
-                 f"with {args.large_channels} channels of 10 eV (`largedata.large_truth`: the same "
+                 f"with {args.large_channels} channels of 10 eV (`simulate.large_truth`: the same "
                  "geometry, phase spectra and dose scaling as `simulate()` of that size, built "
                  "without drawing all counts at once) and writes Poisson counts block by block "
                  "(8 rows per block, each block its own seeded random stream) through HyperSpy's "
@@ -829,13 +830,13 @@ def write_report(R, info, args, started, finished, load_before, load_after):
     if lp and "total" in lp:
         L.append(f"Processing: one process, `helpers.io.load_spectrum_image(path, lazy=True)` "
                  f"(dask chunks {lp['chunks']}), then the notebooks' own calls "
-                 "(`cluster.workflow1`, `cluster.workflow2`, `quant.quantify_clusters` for both, "
+                 "(`workflows.workflow1`, `workflows.workflow2`, `quant.quantify_clusters` for both, "
                  "`entropy.entropy_table`). On a lazy signal their crop and 2×2-pixel + channel "
-                 "binning run chunk by chunk (`largedata.lazy_binned_counts`: the map is "
+                 "binning run chunk by chunk (`preprocess.lazy_binned_counts`: the map is "
                  "read once, only the binned matrix of "
                  f"{lp['binned_shape'][0]}×{lp['binned_shape'][1]} pixels × "
                  f"{lp['feature_channels']} channels is held), the scaling block by block "
-                 "(`largedata.lazy_features`), and each workflow's cluster spectra (interior and "
+                 "(`preprocess.lazy_features`), and each workflow's cluster spectra (interior and "
                  "whole masks) are one dask reduction over the raw counts.\n")
         L.append("| stage | seconds | peak RSS during stage MiB |")
         L.append("|---|---|---|")

@@ -3,6 +3,15 @@
 Implements Eggeman et al., Faraday Discuss. 2025 (DOI 10.1039/d5fd00101c): element maps,
 two clustering workflows (PCA + GMM, UMAP + HDBSCAN), cluster quantification with error bars,
 and configurational entropy. Submodules are imported lazily so ``import helpers`` is quick.
+
+The data flow reads one way, and so do the imports (checked by ``tests/test_architecture.py``)::
+
+    file or demo name ─ io (demo ← simulate ← xray) ─► signal
+        ─ preprocess, maps ─► features ─ decompose, cluster ─► workflows ─► labels
+        ─ quant ─► compositions ─ entropy, compare ─► tables
+        ─ results (files), plotting (figures), widgets (sliders) ─ execution, runner (batch)
+
+``errors``, ``paths``, ``cache``, ``numba_cache`` and ``results`` are utilities every layer may use.
 """
 import importlib
 import warnings
@@ -10,8 +19,9 @@ import warnings
 __version__ = "0.1.0"
 
 _SUBMODULES = (
-    "errors", "kfactors", "simulate", "io", "maps", "preprocess", "decompose", "cluster",
-    "quant", "entropy", "compare", "plotting", "widgets", "cache", "runner",
+    "errors", "paths", "cache", "numba_cache", "results", "xray", "simulate", "demo", "io",
+    "preprocess", "maps", "decompose", "cluster", "workflows", "quant", "entropy", "compare",
+    "plotting", "widgets", "execution", "runner",
 )
 
 # HyperSpy 2.5 warns about exspy's old import paths on every import; nothing a user can act on.

@@ -14,6 +14,11 @@ import sys
 import traceback
 from pathlib import Path
 
+from .errors import HEAError
+
+# Each command imports what it runs when it runs: ``--help`` and argument errors answer at once,
+# without importing the analysis stack (HyperSpy, scikit-learn, numba).
+
 
 def _parser():
     p = argparse.ArgumentParser(prog="python -m helpers",
@@ -83,16 +88,8 @@ def _run(args):
 
 
 def _make_demo(args):
-    import importlib
-    import importlib.util
+    from .demo import write_demo_data
 
-    simulate = (importlib.import_module("helpers.simulate")
-                if importlib.util.find_spec("helpers.simulate") else None)
-    write_demo_data = getattr(simulate, "write_demo_data", None)
-    if write_demo_data is None:
-        print("make-demo: helpers.simulate.write_demo_data is not available yet; no demo files "
-              "written (demo:NAME inputs are simulated on the fly).", file=sys.stderr)
-        return 0
     folder = Path(args.out)
     write_demo_data(folder)
     print(f"demo data written to {folder}/")
@@ -100,9 +97,9 @@ def _make_demo(args):
 
 
 def _notebooks(args):
-    from . import runner
+    from .execution import execute_in_place
 
-    report = runner.execute_in_place(args.notebooks)
+    report = execute_in_place(args.notebooks)
     bad = [r for r in report if r[1] != "ok"]
     for name, status, _ in bad:
         print(f"FAILED {name}: {status} (left unchanged)", file=sys.stderr)
@@ -119,8 +116,6 @@ def _versions(args):
 def main(argv=None):
     """Entry point; returns the exit status."""
     args = _parser().parse_args(argv)
-    from .errors import HEAError
-
     command = {"run": _run, "make-demo": _make_demo, "notebooks": _notebooks,
                "versions": _versions}[args.command]
     try:

@@ -22,6 +22,8 @@ from pathlib import Path
 
 import numpy as np
 
+from .paths import PROJECT_ROOT
+
 _ENABLED = True
 STATS = {"hits": 0, "misses": 0}   # counters, handy in tests and notebooks
 
@@ -36,7 +38,7 @@ def cache_dir() -> Path:
     """The cache folder (created if needed)."""
     env = os.environ.get("HEA_CACHE_DIR")
     candidates = [Path(env)] if env else []
-    candidates += [Path(__file__).resolve().parent.parent / ".cache" / "hea",
+    candidates += [PROJECT_ROOT / ".cache" / "hea",
                    Path.home() / ".cache" / "hea-edx"]
     for d in candidates:
         try:

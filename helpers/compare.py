@@ -21,7 +21,10 @@ from __future__ import annotations
 
 import numpy as np
 
+from .quant import quantify_clusters
+from .cluster import ari
 from .errors import ParameterError
+from .preprocess import thin_counts
 
 
 def adjusted_rand(labels_a, labels_b, exclude_noise=False, exclude=None):
@@ -29,8 +32,6 @@ def adjusted_rand(labels_a, labels_b, exclude_noise=False, exclude=None):
 
     Noise (-1) counts as a label of its own unless ``exclude_noise``.
     """
-    from .cluster import ari
-
     return ari(labels_a, labels_b, exclude=exclude, exclude_noise=exclude_noise)
 
 
@@ -127,37 +128,6 @@ def split_significance(quant, cluster_a, cluster_b, error="counting", alpha=0.05
     return bool(df["significant"].any()), df
 
 
-def thin_counts(signal, fraction=0.5, seed=0):
-    """Split a spectrum image's counts into two independent halves (binomial thinning).
-
-    Each count is sent to the first image with probability ``fraction``. For Poisson data the
-    two images are independent Poisson images with means ``fraction * mu`` and
-    ``(1 - fraction) * mu``: one can be used to find clusters, the other to test them.
-
-    Returns
-    -------
-    (train, test) : two signals like ``signal``
-    """
-    if not 0 < fraction < 1:
-        raise ParameterError(f"fraction must be between 0 and 1, got {fraction}.")
-    data = signal.data
-    if hasattr(data, "compute"):
-        data = data.compute()
-    data = np.asarray(data)
-    if not np.issubdtype(data.dtype, np.integer):
-        if np.any(data != np.round(data)) or np.any(data < 0):
-            raise ParameterError("Count splitting needs raw integer counts.")
-    rng = np.random.default_rng(seed)
-    a = rng.binomial(data.astype(np.int64), fraction)
-    train, test = signal.deepcopy(), signal.deepcopy()
-    if getattr(train, "_lazy", False):
-        train.compute()
-        test.compute()
-    train.data = a.astype(data.dtype)
-    test.data = (data - a).astype(data.dtype)
-    return train, test
-
-
 def heldout_split_significance(signal, cluster, fraction=0.5, seed=0, elements=None,
                                kfactors=None, error="counting", alpha=0.05):
     """"Is this split real?" without double dipping: cluster one half of the counts, test the
@@ -185,11 +155,9 @@ def heldout_split_significance(signal, cluster, fraction=0.5, seed=0, elements=N
     """
     import pandas as pd
 
-    from . import quant as _quant
-
     train, test = thin_counts(signal, fraction, seed)
     labels = np.asarray(cluster(train))
-    q = _quant.quantify_clusters(test, labels, workflow="held-out", elements=elements,
+    q = quantify_clusters(test, labels, workflow="held-out", elements=elements,
                                  kfactors=kfactors)
     rows = []
     for i, a in enumerate(q.clusters):
@@ -252,40 +220,3 @@ def workflow_composition_comparison(quant_a, quant_b, labels_a, labels_b):
                              at_percent_b=cb.at_percent[i], err_b=cb.err_counting[i],
                              difference=ca.at_percent[i] - cb.at_percent[i]))
     return pd.DataFrame(rows)
-
-
-def plot_z_scores(diff, ax=None, alpha=0.05, title=None):
-    """Bar chart of per-element z-scores with the Bonferroni threshold (from
-    :func:`composition_difference`)."""
-    import matplotlib.pyplot as plt
-
-    ax = ax or plt.subplots(figsize=(6, 3))[1]
-    thr = z_threshold(len(diff), alpha)
-    colors = ["C3" if s else "C0" for s in diff["significant"]]
-    ax.bar(diff["element"], diff["z"], color=colors)
-    for s in (-thr, thr):
-        ax.axhline(s, color="k", ls="--", lw=0.8)
-    ax.annotate(f"|z| = {thr:.2f} (p = {alpha} family-wise)", (0, thr), xytext=(2, 2),
-                textcoords="offset points", fontsize=8)
-    ax.set_ylabel("z = Δat% / σ")
-    ax.set_title(title or "Composition difference between two clusters")
-    return ax
-
-
-def plot_contingency(table, ax=None, title=None):
-    """Heat map of a contingency table (pixel counts) with the counts written in."""
-    import matplotlib.pyplot as plt
-
-    ax = ax or plt.subplots(figsize=(4.5, 4))[1]
-    v = table.values
-    ax.imshow(v, cmap="Blues")
-    for i in range(v.shape[0]):
-        for j in range(v.shape[1]):
-            ax.text(j, i, str(v[i, j]), ha="center", va="center", fontsize=8,
-                    color="white" if v[i, j] > v.max() / 2 else "black")
-    ax.set_xticks(range(v.shape[1]), [str(c) for c in table.columns])
-    ax.set_yticks(range(v.shape[0]), [str(r) for r in table.index])
-    ax.set_xlabel(table.columns.name or "b")
-    ax.set_ylabel(table.index.name or "a")
-    ax.set_title(title or "Pixels per cluster pair (-1 = noise / vacuum)")
-    return ax

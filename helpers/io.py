@@ -12,94 +12,18 @@ from __future__ import annotations
 import os
 import warnings
 from pathlib import Path
-from urllib.parse import parse_qsl
 
 import numpy as np
 
+from . import demo
 from .errors import (DataError, ElementError, InputFileError, MetadataError,
-                     NotSpectrumImageError, ParameterError)
-from .kfactors import choose_line, load_kfactors
+                     NotSpectrumImageError)
+from .xray.kfactors import choose_line, load_kfactors
+from .xray.lines import database
 
-DEMO_PREFIX = "demo:"
 # Files larger than this are loaded lazily (dask) unless ``lazy`` is given.
 LAZY_ABOVE_BYTES = 1 << 30
 DEFAULT_RESOLUTION_EV = 130.0
-# Demo maps at least this many pixels are kept on disk after the first simulation (fast reloads).
-DEMO_CACHE_MIN_PIXELS = 128 * 128
-
-
-def demo_dir():
-    """Folder of cached demo data: env ``HEA_DEMO_DIR``, else ``data/demo`` in the project."""
-    env = os.environ.get("HEA_DEMO_DIR")
-    return Path(env) if env else Path(__file__).resolve().parent.parent / "data" / "demo"
-
-
-def load_demo(source: str, lazy=False, folder=None, cache_min_pixels=None):
-    """Simulate a demo (or reload it from :func:`demo_dir` when an up-to-date copy is there).
-
-    Demo files are written atomically (temporary name, then rename) and carry the simulator
-    version, so a stale file is never used.
-    """
-    import hyperspy.api as hs
-
-    from .simulate import SIMULATOR_VERSION, simulate
-
-    name, opts = parse_demo(source)
-    path = Path(folder or demo_dir()) / f"{demo_name(source)}.hspy"
-    if path.is_file():
-        try:
-            with warnings.catch_warnings():
-                warnings.simplefilter("ignore")
-                sig = hs.load(path, lazy=bool(lazy))
-            if int(sig.metadata.get_item("Simulation.params.version", -1)) == SIMULATOR_VERSION:
-                return sig
-        except Exception:  # a damaged cache file is simply regenerated
-            pass
-    sig, _ = simulate(name, **opts)
-    if cache_min_pixels is None:
-        cache_min_pixels = DEMO_CACHE_MIN_PIXELS
-    if np.prod(sig.data.shape[:2]) >= cache_min_pixels:
-        try:
-            path.parent.mkdir(parents=True, exist_ok=True)
-            tmp = path.with_name(f".{path.stem}.{os.getpid()}.tmp.hspy")
-            sig.save(tmp, overwrite=True)
-            os.replace(tmp, path)
-        except OSError:  # read-only project folder: just keep it in memory
-            pass
-    return sig.as_lazy() if lazy else sig
-
-
-def parse_demo(source: str):
-    """Split ``"demo:NAME?key=value&..."`` into ``(NAME, options)`` with numeric values."""
-    from .simulate import PRESETS
-
-    body = source[len(DEMO_PREFIX):]
-    name, _, query = body.partition("?")
-    if name not in PRESETS:
-        raise InputFileError(f"Unknown demo {name!r}: use one of "
-                             f"{', '.join(DEMO_PREFIX + p for p in PRESETS)}.")
-    allowed = {"size", "dose", "seed", "n_channels", "channel_width", "beam_energy",
-               "energy_resolution_mnka", "pixel_nm"}
-    opts = {}
-    for key, val in parse_qsl(query, keep_blank_values=True):
-        if key not in allowed:
-            raise ParameterError(f"Unknown demo option {key!r} in {source!r}: allowed are "
-                                 f"{', '.join(sorted(allowed))}.")
-        try:
-            num = float(val)
-        except ValueError:
-            raise ParameterError(f"Demo option {key}={val!r} in {source!r} must be a number.") from None
-        opts[key] = int(num) if num.is_integer() and key in {"size", "seed", "n_channels"} else num
-    return name, opts
-
-
-def demo_name(source: str) -> str:
-    """A short, file-system-safe name for an input: demo preset + options, or the file stem."""
-    if str(source).startswith(DEMO_PREFIX):
-        name, opts = parse_demo(str(source))
-        return "_".join([name] + [f"{k}{v:g}" if isinstance(v, float) else f"{k}{v}"
-                                  for k, v in sorted(opts.items())])
-    return Path(source).stem
 
 
 def _load_file(path: Path, lazy):
@@ -241,8 +165,7 @@ def _set_beam_energy(sig, beam_energy):
 
 
 def _set_elements(sig, elements, kfactors=None):
-    from exspy.material import elements as db
-
+    db = database()
     if elements is not None:
         if isinstance(elements, str):
             elements = [e.strip() for e in elements.replace(",", " ").split()]
@@ -305,8 +228,8 @@ def load_spectrum_image(source, elements=None, beam_energy=None, lazy=None, kfac
 
     if isinstance(source, hyperspy.signal.BaseSignal):
         sig = pick_spectrum_image([source], "the signal", verbose).deepcopy()
-    elif str(source).startswith(DEMO_PREFIX):
-        sig = load_demo(str(source), lazy=lazy)
+    elif demo.is_demo(source):
+        sig = demo.load_demo(str(source), lazy=lazy)
     else:
         path = Path(source).expanduser()
         sig = pick_spectrum_image(_load_file(path, lazy), path.name, verbose)
@@ -317,20 +240,3 @@ def load_spectrum_image(source, elements=None, beam_energy=None, lazy=None, kfac
     _set_beam_energy(sig, beam_energy)
     _set_elements(sig, elements, kfactors)
     return sig
-
-
-def get_truth(signal):
-    """The simulator's ground truth carried by a demo signal, or None for real data."""
-    from .simulate import GroundTruth
-
-    if not signal.metadata.has_item("Simulation"):
-        return None
-    return GroundTruth.from_dict(signal.metadata.Simulation.as_dictionary())
-
-
-def real_data_dir():
-    """Folder of the optional real instrument files (env ``HEA_REAL_DATA``, else ``../shared/data/real``)."""
-    env = os.environ.get("HEA_REAL_DATA")
-    if env:
-        return Path(env)
-    return Path(__file__).resolve().parent.parent.parent / "shared" / "data" / "real"

@@ -16,6 +16,8 @@ from __future__ import annotations
 import numpy as np
 
 from .errors import DataError, ElementError, ParameterError
+from .preprocess import bin_navigation, energy_axis, signal_elements
+from .xray.kfactors import choose_line
 
 
 # --------------------------------------------------------------------------------------------
@@ -105,8 +107,6 @@ def total_counts_map(signal):
 # --------------------------------------------------------------------------------------------
 def map_lines(signal, elements=None):
     """One X-ray line per element (the one quantification uses), e.g. ``['Ag_La', 'Fe_Ka']``."""
-    from .kfactors import choose_line
-    from .preprocess import energy_axis, signal_elements
     elements = list(elements) if elements else signal_elements(signal)
     if not elements:
         raise ElementError("No elements are known for this data: pass ELEMENTS, e.g. "
@@ -156,7 +156,6 @@ def element_maps(signal, elements=None, lines=None, integration_width=2.0,
     lines = list(lines) if lines else map_lines(signal, elements)
     sig = signal
     if bin_factor and bin_factor > 1:
-        from .preprocess import bin_navigation
         binned, _ = bin_navigation(signal.data, bin_factor)
         sig = signal._deepcopy_with_new_data(binned) if hasattr(signal, "_deepcopy_with_new_data") \
             else signal.deepcopy()
@@ -244,7 +243,6 @@ def strongest_pairs(corr, n=3):
 
 def summed_spectrum(signal, mask=None):
     """(energy keV, counts) of the spectrum summed over all (or the masked) pixels."""
-    from .preprocess import energy_axis
     data = signal.data
     if mask is not None:
         s = np.asarray(data[np.asarray(mask, bool)].sum(axis=0), float)
@@ -269,7 +267,6 @@ def order_by_pairs(maps, corr):
 
 def map_grid_mask(signal, bin_factor=1, smooth=1.0):
     """:func:`sample_mask` on the grid of :func:`element_maps` with the same ``bin_factor``."""
-    from .preprocess import bin_navigation
     tot = total_counts_map(signal)
     if bin_factor and bin_factor > 1:
         tot = bin_navigation(tot[..., None], bin_factor)[0][..., 0]

@@ -1,4 +1,6 @@
-"""Pre-processing: bin the scan, crop the energy range, normalise and scale the features.
+"""Pre-processing: bin the scan, crop the energy range, normalise and scale the features; the
+same reductions chunk by chunk for maps larger than memory (:func:`lazy_binned_counts`,
+:func:`lazy_features`); and binomial thinning of the counts (:func:`thin_counts`).
 
 Why each step (the notebooks explain this at length):
 
@@ -30,6 +32,7 @@ import warnings
 import numpy as np
 
 from .errors import DataError, ParameterError
+from .xray.lines import xray_line_positions
 
 NORMALIZATIONS = ("total", "sqrt_total", "none")
 SCALINGS = ("poisson", "robust", "standard", "none")
@@ -136,7 +139,6 @@ def useful_energy_range(signal, elements=None, margin_fwhm=3.0, min_energy=0.2):
     -------
     (lo, hi) in keV
     """
-    from .plotting import xray_line_positions
     e = energy_axis(signal)
     elements = list(elements) if elements else signal_elements(signal)
     try:
@@ -153,6 +155,7 @@ def useful_energy_range(signal, elements=None, margin_fwhm=3.0, min_energy=0.2):
         return float(max(e[0], min_energy)), float(e[-1])
     lo_line, hi_line = min(lines.values()), max(lines.values())
     # FWHM grows with energy (Fano law); sqrt scaling from Mn Ka is good enough for a margin
+
     def fw(en):   # keV; FWHM^2 = FWHM_Mn^2 + 2.5 eV * (E - E_MnKa), in eV (standard Fano law)
         return 1e-3 * np.sqrt(max((1e3 * fwhm_mn) ** 2 + 2.5 * 1e3 * (en - 5.895), 400.0))
     lo = lo_line - margin_fwhm * fw(max(lo_line, 0.3))
@@ -309,7 +312,6 @@ def prepare(signal, bin_factor=2, energy_range=None, energy_bin="auto"):
     if hasattr(data, "dask") and hasattr(signal, "axes_manager"):
         # lazy (larger-than-memory) map: crop, bin pixels and channels chunk by chunk; the
         # full-resolution data is read once and never held in memory
-        from .largedata import lazy_binned_counts
         _check_factor(data.shape, bin_factor)
         lz = lazy_binned_counts(signal, bin_factor, er, energy_bin)
         rb, cb = lz["binned_shape"]
@@ -338,3 +340,149 @@ def make_features(counts, normalization="total", scaling="standard", fit_mask=No
     See :func:`normalize_features` and :func:`scale_features`.
     """
     return scale_features(normalize_features(counts, normalization), scaling, fit_mask)
+
+
+# --------------------------------------------------------------------------------------------
+# maps larger than memory: the same reductions on dask blocks
+# --------------------------------------------------------------------------------------------
+# Hand-written because HyperSpy's ``rebin`` on a lazy signal keeps the full channel axis and
+# returns a lazy signal of float64; these read the map once and keep only the reduced result.
+def _dask_data(signal):
+    import dask.array as da
+
+    data = signal.data if hasattr(signal, "axes_manager") else signal
+    if not hasattr(data, "dask"):
+        data = da.from_array(np.asarray(data), chunks=(max(1, 2 ** 24 // max(
+            1, int(np.prod(np.shape(data)[1:])))), -1, -1))
+    if data.ndim != 3:
+        raise DataError(f"Expected a spectrum image (rows, cols, channels), got shape {data.shape}.")
+    return data
+
+
+def lazy_binned_counts(signal, bin_factor=2, energy_range=None, energy_bin="auto"):
+    """Crop, bin pixels and bin channels chunk by chunk; return the small result in memory.
+
+    Parameters
+    ----------
+    signal : EDS spectrum image, lazy or not
+    bin_factor : int
+        ``bin_factor`` × ``bin_factor`` pixels summed (rows/columns that do not fill a bin are
+        dropped, as in :func:`bin_navigation`).
+    energy_range : (lo, hi) keV, optional
+        Default :func:`useful_energy_range`.
+    energy_bin : int or "auto"
+        Adjacent channels summed (auto: :func:`auto_energy_bin`).
+
+    Returns
+    -------
+    dict like :func:`prepare`: ``counts`` (pixels, channels) float32,
+    ``binned_shape``, ``original_shape``, ``energy``, ``energy_range``, ``bin_factor``,
+    ``energy_bin``.
+    """
+    import dask.array as da
+
+    data = _dask_data(signal)
+    f = int(bin_factor)
+    if f < 1:
+        raise ParameterError(f"bin_factor must be a positive integer, got {bin_factor!r}.")
+    er = useful_energy_range(signal) if energy_range is None else tuple(energy_range)
+    sl = energy_slice(signal, er)
+    energy = energy_axis(signal)[sl]
+    eb = energy_bin
+    if eb == "auto":
+        eb = auto_energy_bin(signal)
+    eb = int(eb)
+    r, c, _ = data.shape
+    r2, c2 = (r // f) * f, (c // f) * f
+    n = ((sl.stop - sl.start) // eb) * eb
+    sub = data[:r2, :c2, sl.start:sl.start + n]
+    # chunks must hold whole bins: rows in multiples of f, the channel axis in one piece
+    rc = max(f, (sub.chunks[0][0] // f) * f)
+    sub = sub.rechunk((rc, -1, -1))
+    binned = da.coarsen(np.sum, sub.astype(np.float32), {0: f, 1: f, 2: eb}, trim_excess=True)
+    counts = binned.compute()
+    rb, cb, ch = counts.shape
+    energy = energy[:n].reshape(-1, eb).mean(axis=1)
+    return {"counts": counts.reshape(rb * cb, ch), "binned_shape": (rb, cb),
+            "original_shape": (r, c), "energy": energy, "energy_range": (float(er[0]), float(er[1])),
+            "bin_factor": f, "energy_bin": eb}
+
+
+def lazy_features(counts, normalization="total", scaling="standard", fit_mask=None,
+                  block_pixels=16384, dtype=np.float32):
+    """:func:`make_features` computed a block of pixels at a time.
+
+    Normalisation is per pixel (block-local); the channel scaling needs each channel's mean
+    (and, for ``"standard"``, variance) over the sample pixels, accumulated over blocks first.
+    Same result as ``make_features`` (to float32 rounding) without its float64 copies of the
+    whole matrix. ``"robust"`` (medians) is not block-wise: it falls back to ``make_features``.
+    """
+    X = np.asarray(counts)
+    n, ch = X.shape
+    keep = np.ones(n, bool) if fit_mask is None else np.asarray(fit_mask, bool)
+    if keep.sum() == 0:
+        raise DataError("No sample pixels to fit the scaling: check the mask.")
+    if scaling not in ("poisson", "standard", "none", None) or \
+            normalization not in ("total", "none", None):
+        return make_features(X, normalization, scaling, fit_mask).astype(dtype)
+
+    def norm(b):
+        b = b.astype(np.float64)
+        if normalization == "total":
+            tot = b.sum(axis=1, keepdims=True)
+            b = np.divide(b, tot, out=np.zeros_like(b), where=tot > 0)
+        return b
+
+    s1, s2 = np.zeros(ch), np.zeros(ch)
+    for i0 in range(0, n, block_pixels):
+        b = norm(X[i0:i0 + block_pixels])[keep[i0:i0 + block_pixels]]
+        s1 += b.sum(axis=0)
+        s2 += (b * b).sum(axis=0)
+    m = keep.sum()
+    mu = s1 / m
+    if scaling == "poisson":
+        floor = max(float(mu[mu > 0].mean()) * 1e-3, 1e-12) if np.any(mu > 0) else 1.0
+        div = np.sqrt(np.maximum(mu, floor))
+    elif scaling == "standard":     # as sklearn's StandardScaler: population std, 0 -> 1
+        sd = np.sqrt(np.maximum(s2 / m - mu * mu, 0.0))
+        div = np.where(sd < 10 * np.finfo(float).eps * np.maximum(np.abs(mu), 1.0), 1.0, sd)
+    else:
+        div = np.ones(ch)
+    out = np.empty((n, ch), dtype=dtype)
+    for i0 in range(0, n, block_pixels):
+        out[i0:i0 + block_pixels] = (norm(X[i0:i0 + block_pixels]) - mu) / div
+    return out
+
+
+# --------------------------------------------------------------------------------------------
+# count splitting
+# --------------------------------------------------------------------------------------------
+def thin_counts(signal, fraction=0.5, seed=0):
+    """Split a spectrum image's counts into two independent halves (binomial thinning).
+
+    Each count is sent to the first image with probability ``fraction``. For Poisson data the
+    two images are independent Poisson images with means ``fraction * mu`` and
+    ``(1 - fraction) * mu``: one can be used to find clusters, the other to test them.
+
+    Returns
+    -------
+    (train, test) : two signals like ``signal``
+    """
+    if not 0 < fraction < 1:
+        raise ParameterError(f"fraction must be between 0 and 1, got {fraction}.")
+    data = signal.data
+    if hasattr(data, "compute"):
+        data = data.compute()
+    data = np.asarray(data)
+    if not np.issubdtype(data.dtype, np.integer):
+        if np.any(data != np.round(data)) or np.any(data < 0):
+            raise ParameterError("Count splitting needs raw integer counts.")
+    rng = np.random.default_rng(seed)
+    a = rng.binomial(data.astype(np.int64), fraction)
+    train, test = signal.deepcopy(), signal.deepcopy()
+    if getattr(train, "_lazy", False):
+        train.compute()
+        test.compute()
+    train.data = a.astype(data.dtype)
+    test.data = (data - a).astype(data.dtype)
+    return train, test

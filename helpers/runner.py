@@ -17,10 +17,7 @@ others finish.
 """
 from __future__ import annotations
 
-import ast
-import contextlib
 import csv
-import functools
 import json
 import os
 import re
@@ -32,88 +29,15 @@ from datetime import datetime, timezone
 from multiprocessing import get_context
 from pathlib import Path
 
+from .compare import adjusted_rand
 from .errors import HEAError, InputFileError, OutputError, ParameterError
+from .execution import (CellTimeout, declared_parameters, execute_notebook, find_notebooks,
+                        parse_value)
+from .paths import notebooks_dir as default_notebooks_dir
+from .results import CSV_SCHEMAS, LABEL_FILES
+from .xray.kfactors import read_kfactor_csv
 
-PROJECT_ROOT = Path(__file__).resolve().parent.parent
-DEFAULT_NOTEBOOKS = PROJECT_ROOT / "notebooks"
-NOTEBOOK_GLOB = "[0-9][0-9]_*.ipynb"
-LABEL_FILES = ("labels_workflow1.npy", "labels_workflow2.npy")
-CSV_SCHEMAS = {
-    "compositions.csv": ["workflow", "cluster", "n_pixels", "element", "at_percent",
-                         "at_percent_err"],
-    "entropy.csv": ["workflow", "cluster", "s_conf_R", "s_conf_R_err", "metal_to_sulfur"],
-}
-RESULT_FILES = LABEL_FILES + tuple(CSV_SCHEMAS)
 _DEMO = re.compile(r"^demo:([A-Za-z0-9_]+)(?:\?(.*))?$")
-
-
-# --------------------------------------------------------------------------- notebooks
-
-def find_notebooks(folder=None):
-    """Return the numbered notebooks ``NN_*.ipynb`` of ``folder`` in execution order.
-
-    Parameters
-    ----------
-    folder : str or Path, optional
-        Folder holding the notebooks; default the project's ``notebooks/``.
-
-    Returns
-    -------
-    list of Path
-    """
-    folder = Path(folder) if folder is not None else DEFAULT_NOTEBOOKS
-    if not folder.is_dir():
-        raise InputFileError(f"Notebook folder {folder} does not exist: pass --notebooks with the "
-                             "folder holding the NN_*.ipynb notebooks.")
-    return sorted(folder.glob(NOTEBOOK_GLOB))
-
-
-def declared_parameters(notebook):
-    """Names and default values assigned in a notebook's cell tagged ``parameters``.
-
-    Parameters
-    ----------
-    notebook : str or Path
-        An ``.ipynb`` file.
-
-    Returns
-    -------
-    dict or None
-        ``{NAME: default}`` (defaults that are Python literals are evaluated, others kept as
-        their source text); None when the notebook has no ``parameters`` cell.
-    """
-    nb = json.loads(Path(notebook).read_text(encoding="utf-8"))
-    for cell in nb.get("cells", []):
-        if "parameters" not in cell.get("metadata", {}).get("tags", []):
-            continue
-        source = "".join(cell.get("source", ""))
-        found = {}
-        try:
-            tree = ast.parse(source)
-        except SyntaxError:  # e.g. a line magic in the cell: fall back to simple assignments
-            for m in re.finditer(r"^([A-Za-z_]\w*)\s*=\s*(.+?)\s*(?:#.*)?$", source, re.M):
-                found[m.group(1)] = parse_value(m.group(2))
-            return found
-        for node in tree.body:
-            targets = (node.targets if isinstance(node, ast.Assign)
-                       else [node.target] if isinstance(node, ast.AnnAssign) else [])
-            for target in targets:
-                if isinstance(target, ast.Name) and node.value is not None:
-                    text = ast.get_source_segment(source, node.value)
-                    found[target.id] = parse_value(text)
-        return found
-    return None
-
-
-def parse_value(text):
-    """A command-line or notebook value as a Python literal when it is one, else the string.
-
-    ``"3"`` -> 3, ``"None"`` -> None, ``"['Fe', 'Co']"`` -> list, ``"pca"`` -> ``"pca"``.
-    """
-    try:
-        return ast.literal_eval(text)
-    except (ValueError, SyntaxError, TypeError, MemoryError, RecursionError):
-        return text
 
 
 # --------------------------------------------------------------------------- inputs
@@ -168,123 +92,6 @@ def resolve_input(spec):
     return str(path.resolve())
 
 
-# --------------------------------------------------------------------------- kernel
-
-@functools.lru_cache(maxsize=None)
-def _kernel_manager_class(stderr_log=None):
-    """A jupyter_client kernel manager that always starts ipykernel in *this* interpreter.
-
-    Hand-written for two reasons. (1) A kernelspec found on the Jupyter path (e.g. a user-level
-    ``python3`` pointing at another Python) could otherwise run the notebooks outside the
-    project's venv. (2) Its client waits for kernel messages in slices of one second: nbclient
-    waits with no timeout, and a zmq wake-up missed under load then hangs the run for ever with
-    the kernel idle (seen here on widget cells; jupyter/nbclient#312); re-polling picks the
-    message up. The kernel process's own stderr (start-up warnings, crashes; not cell output) is
-    appended to ``stderr_log`` when given, instead of cluttering the terminal.
-    """
-    from queue import Empty
-
-    import ipykernel.kernelspec
-    from jupyter_client import AsyncKernelManager
-    from jupyter_client.asynchronous import AsyncKernelClient
-    from jupyter_client.channels import AsyncZMQSocketChannel
-    from jupyter_client.kernelspec import KernelSpec, KernelSpecManager
-    from traitlets import Type, default
-
-    class SlicedWaitChannel(AsyncZMQSocketChannel):
-        async def get_msg(self, timeout=None):
-            deadline = None if timeout is None else time.monotonic() + timeout
-            while True:
-                left = 1.0 if deadline is None else max(0.0, deadline - time.monotonic())
-                try:
-                    return await super().get_msg(timeout=min(1.0, left))
-                except Empty:
-                    if deadline is not None and time.monotonic() >= deadline:
-                        raise
-
-    class SlicedWaitClient(AsyncKernelClient):
-        shell_channel_class = Type(SlicedWaitChannel)
-        iopub_channel_class = Type(SlicedWaitChannel)
-        control_channel_class = Type(SlicedWaitChannel)
-
-    class CurrentPythonKernelSpecManager(KernelSpecManager):
-        def get_kernel_spec(self, kernel_name):
-            return KernelSpec(resource_dir=ipykernel.kernelspec.RESOURCES,
-                              **ipykernel.kernelspec.get_kernel_dict())
-
-    class CurrentPythonKernelManager(AsyncKernelManager):
-        @default("kernel_spec_manager")
-        def _default_ksm(self):
-            return CurrentPythonKernelSpecManager(data_dir=self.data_dir)
-
-        @default("client_factory")
-        def _default_client_factory(self):
-            return SlicedWaitClient
-
-        async def start_kernel(self, **kw):
-            if stderr_log is not None:
-                with open(stderr_log, "ab") as log:  # Popen duplicates the descriptor
-                    kw.setdefault("stderr", log)
-                    return await super().start_kernel(**kw)
-            return await super().start_kernel(**kw)
-
-    return CurrentPythonKernelManager
-
-
-@contextlib.contextmanager
-def _kernel_environment():
-    """While kernels start: the project root on PYTHONPATH, so ``import helpers`` works in them
-    even when the package is not pip-installed (kernels inherit this process's environment)."""
-    old = os.environ.get("PYTHONPATH")
-    parts = [str(PROJECT_ROOT)] + [p for p in (old or "").split(os.pathsep) if p]
-    os.environ["PYTHONPATH"] = os.pathsep.join(dict.fromkeys(parts))
-    try:
-        yield
-    finally:
-        if old is None:
-            os.environ.pop("PYTHONPATH", None)
-        else:
-            os.environ["PYTHONPATH"] = old
-
-
-def execute_notebook(source, target, parameters=None, cwd=None, timeout=None, kernel_log=None):
-    """Execute one notebook with papermill in the current interpreter's kernel.
-
-    Parameters
-    ----------
-    source, target : str or Path
-        Notebook to run, and where to write the executed copy (written as cells complete).
-    parameters : dict, optional
-        Values injected after the ``parameters`` cell.
-    cwd : str or Path, optional
-        Working directory of the kernel; default the source notebook's folder, so relative
-        paths behave as in JupyterLab.
-    timeout : float, optional
-        Seconds allowed per cell (default: no limit).
-    kernel_log : str or Path, optional
-        File that receives the kernel process's own stderr (default: the terminal).
-
-    Raises
-    ------
-    papermill.exceptions.PapermillExecutionError
-        When a cell raises; ``ename``/``evalue`` carry the notebook's exception.
-    """
-    import logging
-
-    import papermill
-
-    # papermill's own parameter parser warns about values it cannot parse (e.g. "demo:x?size=9")
-    # and about names a notebook lacks; the runner checks names itself (build_parameters).
-    logging.getLogger("papermill").setLevel(logging.ERROR)
-    with _kernel_environment():
-        return papermill.execute_notebook(
-            str(source), str(target), parameters=parameters or {}, kernel_name="python3",
-            language="python",
-            cwd=str(cwd or Path(source).parent), progress_bar=False, log_output=False,
-            execution_timeout=timeout,
-            kernel_manager_class=_kernel_manager_class(str(kernel_log) if kernel_log else None))
-
-
 # --------------------------------------------------------------------------- results
 
 def check_results(results_dir):
@@ -307,7 +114,7 @@ def check_results(results_dir):
 
     results_dir = Path(results_dir)
     files, problems, labels, info = {}, [], {}, {}
-    for name in LABEL_FILES:
+    for wf, name in LABEL_FILES.items():
         path = results_dir / name
         if not path.exists():
             files[name] = "missing"
@@ -323,7 +130,7 @@ def check_results(results_dir):
             continue
         files[name] = "ok"
         labels[name] = arr
-        info.setdefault("n_clusters", {})[f"workflow{name[-5]}"] = int(len(np.unique(arr[arr >= 0])))
+        info.setdefault("n_clusters", {})[f"workflow{wf}"] = int(len(np.unique(arr[arr >= 0])))
         info["navigation_shape"] = list(arr.shape)
     for name, columns in CSV_SCHEMAS.items():
         path = results_dir / name
@@ -335,12 +142,10 @@ def check_results(results_dir):
         files[name] = "ok" if header == columns else (
             f"columns {','.join(header)} (expected {','.join(columns)})")
     if len(labels) == 2:
-        l1, l2 = (labels[n] for n in LABEL_FILES)
+        l1, l2 = (labels[n] for n in LABEL_FILES.values())
         if l1.shape != l2.shape:
             problems.append(f"labels files differ in shape: {l1.shape} vs {l2.shape}")
         else:  # the same function notebook 06 reports, so the numbers agree
-            from .compare import adjusted_rand
-
             info["ari"] = float(adjusted_rand(l1, l2))
             both = (l1 >= 0) & (l2 >= 0)
             info["ari_assigned"] = (float(adjusted_rand(l1, l2, exclude_noise=True))
@@ -356,9 +161,7 @@ def _declared_by_notebook(notebooks):
 
 
 def _hea_error_names():
-    from . import errors
-
-    names, todo = set(), [errors.HEAError]
+    names, todo = set(), [HEAError]
     while todo:
         cls = todo.pop()
         names.add(cls.__name__)
@@ -406,8 +209,7 @@ def run_input(spec, name, out, notebooks, injected, overwrite=False, debug=False
     result = {"name": name, "input": spec, "status": "failed", "kind": "error", "message": "",
               "seconds": 0.0, "folder": str(final), "problems": [], "ari": None}
     t0 = time.perf_counter()
-    stage_seconds = {}
-    failed_nb = None
+    progress = {"seconds": {}, "notebook": None}   # filled in as notebooks finish
     try:
         data = resolve_input(spec)
         if final.exists() and not overwrite:
@@ -416,36 +218,18 @@ def run_input(spec, name, out, notebooks, injected, overwrite=False, debug=False
         for sub in ("notebooks", "figures", "results"):
             (staging / sub).mkdir(parents=True, exist_ok=True)
         params = dict(injected, DATA=data, OUTPUT_DIR=str(staging))
-        declared = declared or _declared_by_notebook(notebooks)
-        effective = {}
-        for nb in notebooks:
-            names = declared[nb.name]
-            mine = params if names is None else {k: v for k, v in params.items() if k in names}
-            effective[nb.stem] = {**(names or {}), **mine}
-            if "OUTPUT_DIR" in effective[nb.stem]:
-                effective[nb.stem]["OUTPUT_DIR"] = str(final)
-            target = staging / "notebooks" / nb.name
-            print(f"[{name}] {nb.name} ...", flush=True)
-            t = time.perf_counter()
-            failed_nb = nb.name
-            execute_notebook(nb, target, parameters=mine, cwd=nb.parent, timeout=timeout,
-                             kernel_log=staging / "kernel.log")
-            failed_nb = None
-            stage_seconds[nb.stem] = round(time.perf_counter() - t, 2)
-            print(f"[{name}] {nb.name} done in {stage_seconds[nb.stem]:.1f} s", flush=True)
-            _point_injected_cell_at(target, staging, final)
+        effective = _run_notebooks(name, notebooks, declared or _declared_by_notebook(notebooks),
+                                   params, staging, final, timeout, progress)
         check = check_results(staging / "results")
         result["problems"] = check["problems"]
         result["ari"] = check.get("ari")
         summary = {
-            "name": name,
-            "input": spec,
-            "data": data,
+            "name": name, "input": spec, "data": data,
             "notebooks": [nb.name for nb in notebooks],
             "parameters": {k: _jsonable(v) for k, v in effective.items()},
             "injected": {k: _jsonable(v) for k, v in dict(params, OUTPUT_DIR=str(final)).items()},
             "versions": versions if versions is not None else _versions(),
-            "seconds": stage_seconds,
+            "seconds": progress["seconds"],
             "seconds_total": round(time.perf_counter() - t0, 2),
             "finished": datetime.now(timezone.utc).isoformat(timespec="seconds"),
             **check,
@@ -455,21 +239,51 @@ def run_input(spec, name, out, notebooks, injected, overwrite=False, debug=False
         _move_into_place(staging, final)
         result.update(status="ok", kind="", message="")
     except BaseException as exc:  # noqa: BLE001 - every failure is reported per input
-        result.update(_describe_failure(exc, failed_nb, debug))
-        if staging.exists():
-            failed_dir = out / f"{name}.failed"
-            shutil.rmtree(failed_dir, ignore_errors=True)
-            try:
-                staging.rename(failed_dir)
-                result["folder"] = str(failed_dir)
-            except OSError:
-                pass
+        result.update(_describe_failure(exc, progress["notebook"], debug))
+        _keep_failed(staging, out / f"{name}.failed", result)
         if isinstance(exc, KeyboardInterrupt):
             raise
     finally:
         result["seconds"] = round(time.perf_counter() - t0, 1)
-        result["stage_seconds"] = stage_seconds
+        result["stage_seconds"] = progress["seconds"]
     return result
+
+
+def _run_notebooks(name, notebooks, declared, params, staging, final, timeout, progress):
+    """Execute ``notebooks`` in order into ``staging/notebooks``; each gets the parameters its
+    ``parameters`` cell declares. Returns ``{notebook stem: effective parameters}`` (the values
+    it ran with, ``OUTPUT_DIR`` as the final folder); ``progress`` records the notebook running
+    and the seconds of each finished one."""
+    effective = {}
+    for nb in notebooks:
+        names = declared[nb.name]
+        mine = params if names is None else {k: v for k, v in params.items() if k in names}
+        effective[nb.stem] = {**(names or {}), **mine}
+        if "OUTPUT_DIR" in effective[nb.stem]:
+            effective[nb.stem]["OUTPUT_DIR"] = str(final)
+        target = staging / "notebooks" / nb.name
+        print(f"[{name}] {nb.name} ...", flush=True)
+        t = time.perf_counter()
+        progress["notebook"] = nb.name
+        execute_notebook(nb, target, parameters=mine, cwd=nb.parent, timeout=timeout,
+                         kernel_log=staging / "kernel.log")
+        progress["notebook"] = None
+        progress["seconds"][nb.stem] = round(time.perf_counter() - t, 2)
+        print(f"[{name}] {nb.name} done in {progress['seconds'][nb.stem]:.1f} s", flush=True)
+        _point_injected_cell_at(target, staging, final)
+    return effective
+
+
+def _keep_failed(staging, failed_dir, result):
+    """Keep a failed input's staging folder as ``<name>.failed`` (replacing an older one)."""
+    if not staging.exists():
+        return
+    shutil.rmtree(failed_dir, ignore_errors=True)
+    try:
+        staging.rename(failed_dir)
+        result["folder"] = str(failed_dir)
+    except OSError:
+        pass
 
 
 def _describe_failure(exc, notebook, debug):
@@ -480,6 +294,8 @@ def _describe_failure(exc, notebook, debug):
         kind = "input" if exc.ename in _hea_error_names() else "error"
         message = f"{exc.ename}: {exc.evalue}{where}"
         tb = str(exc)
+    elif isinstance(exc, CellTimeout):
+        kind, message, tb = "timeout", f"CellTimeout: {exc}", ""
     elif isinstance(exc, HEAError):
         kind, message, tb = "input", f"{type(exc).__name__}: {exc}", traceback.format_exc()
     elif isinstance(exc, KeyboardInterrupt):
@@ -581,8 +397,6 @@ def build_parameters(notebooks, elements=None, beam_energy=None, kfactors=None, 
     if beam_energy is not None:
         injected["BEAM_ENERGY"] = float(beam_energy)
     if kfactors is not None:
-        from .kfactors import read_kfactor_csv
-
         read_kfactor_csv(kfactors)  # raises KFactorError with the fix
         injected["KFACTORS"] = str(Path(kfactors).expanduser().resolve())
     items = params.items() if isinstance(params, dict) else (params or [])
@@ -645,7 +459,7 @@ def run(inputs, out, elements=None, beam_energy=None, kfactors=None, params=None
         raise ParameterError(f"--timeout must be a positive number of seconds, got {timeout}.")
     notebooks = find_notebooks(notebooks_dir)
     if not notebooks:
-        raise InputFileError(f"No notebooks NN_*.ipynb in {notebooks_dir or DEFAULT_NOTEBOOKS}: "
+        raise InputFileError(f"No notebooks NN_*.ipynb in {notebooks_dir or default_notebooks_dir()}: "
                              "nothing to run.")
     declared = _declared_by_notebook(notebooks)
     injected = build_parameters(notebooks, elements, beam_energy, kfactors, params, declared)
@@ -688,70 +502,3 @@ def exit_code(results):
     if not failed:
         return 0
     return 1 if any(r["kind"] != "input" for r in failed) else 2
-
-
-# --------------------------------------------------------------------------- in-place execution
-
-WIDGET_MIME = "application/vnd.jupyter.widget-view+json"
-IGNORE_OUTPUT_TAG = "nbval-ignore-output"
-
-
-def widget_cells(nb):
-    """Code cells of a notebook (dict or NotebookNode) whose stored outputs display a widget."""
-    return [c for c in nb["cells"] if c["cell_type"] == "code"
-            and any(WIDGET_MIME in o.get("data", {}) for o in c.get("outputs", []))]
-
-
-def tag_widget_cells(nb):
-    """Tag every widget-displaying cell ``nbval-ignore-output``; return how many were newly tagged."""
-    added = 0
-    for cell in widget_cells(nb):
-        tags = cell.setdefault("metadata", {}).setdefault("tags", [])
-        if IGNORE_OUTPUT_TAG not in tags:
-            tags.append(IGNORE_OUTPUT_TAG)
-            added += 1
-    return added
-
-
-def execute_in_place(notebooks_dir=None, timeout=None):
-    """Re-execute the numbered notebooks in place on their default parameters (``make notebooks``).
-
-    Uses nbclient directly (no papermill metadata, no injected cell) so the committed notebooks
-    stay clean; a notebook that fails is left unchanged and reported. Cells that display a widget
-    are tagged ``nbval-ignore-output``: without a browser, a widget's output goes to a different
-    place under nbval than under nbclient, so it cannot be compared (the static figure after it is).
-
-    Returns
-    -------
-    list of (str, str, float)
-        ``(notebook name, "ok" or the error line, seconds)``.
-    """
-    import nbformat
-    from nbclient import NotebookClient
-    from nbclient.exceptions import CellExecutionError
-
-    report = []
-    for path in find_notebooks(notebooks_dir):
-        nb = nbformat.read(path, as_version=4)
-        kernelspec = nb.metadata.get("kernelspec")
-        print(f"{path.name} ...", flush=True)
-        t = time.perf_counter()
-        try:
-            with _kernel_environment():
-                NotebookClient(nb, timeout=timeout, kernel_name="python3",
-                               kernel_manager_class=_kernel_manager_class(),
-                               resources={"metadata": {"path": str(path.parent)}}).execute()
-            status = "ok"
-        except CellExecutionError as exc:
-            status = " ".join(f"{exc.ename}: {exc.evalue}".split())
-        seconds = time.perf_counter() - t
-        if status == "ok":
-            tag_widget_cells(nb)
-            nb.metadata["kernelspec"] = kernelspec or {
-                "display_name": "Python 3 (ipykernel)", "language": "python", "name": "python3"}
-            tmp = path.with_name(f".{path.name}.tmp")
-            nbformat.write(nb, tmp)
-            tmp.replace(path)
-        print(f"{path.name}: {status} ({seconds:.1f} s)", flush=True)
-        report.append((path.name, status, seconds))
-    return report

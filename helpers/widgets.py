@@ -15,6 +15,9 @@ from __future__ import annotations
 
 import numpy as np
 
+from .plotting import plot_clusters, plot_pca_components
+from .workflows import recluster_workflow2, workflow1
+
 
 class SliderView:
     """An integer slider whose callback redraws a figure.
@@ -72,7 +75,6 @@ def component_slider(pca_result, binned_shape, energy=None, mask=None, scale=Non
     energy : keV of the feature channels (for the loading plots)
     mask : binned sample mask (vacuum blank in the score maps)
     """
-    from .plotting import plot_pca_components
     hi = max_value or min(12, pca_result.all_scores.shape[1])
 
     def draw(n):
@@ -83,16 +85,17 @@ def component_slider(pca_result, binned_shape, energy=None, mask=None, scale=Non
     return SliderView("PCA components", pca_result.n_components, 1, hi, draw)
 
 
-def n_clusters_slider(signal, scale=None, lo=1, hi=8, value=4, **workflow1_kw):
+def n_clusters_slider(signal, params=None, scale=None, lo=1, hi=8, value=None):
     """Slider for the number of GMM clusters: re-runs the mixture, redraws the cluster map.
 
-    ``workflow1_kw`` are passed to :func:`helpers.cluster.workflow1` (the PCA is cached).
+    ``params`` (:class:`helpers.workflows.WorkflowParams`) are the other settings of
+    :func:`helpers.workflows.workflow1` (the PCA is cached); ``value`` defaults to
+    ``params.n_clusters``.
     """
-    from .cluster import workflow1
-    from .plotting import plot_clusters
+    value = (params.n_clusters if params is not None else 4) if value is None else value
 
     def draw(k):
-        r = workflow1(signal, n_clusters=k, **workflow1_kw)
+        r = workflow1(signal, params, n_clusters=k)
         plot_clusters(r, scale=scale)
         print(f"{r.n_clusters} clusters")
         return r
@@ -105,11 +108,9 @@ def min_cluster_size_slider(result, scale=None, lo=None, hi=None):
 
     Parameters
     ----------
-    result : WorkflowResult of :func:`helpers.cluster.workflow2`
+    result : WorkflowResult of :func:`helpers.workflows.workflow2`
     lo, hi : slider range in binned pixels (default 5 .. 20 % of the sample pixels)
     """
-    from .cluster import recluster_workflow2
-    from .plotting import plot_clusters
     n = int(result.mask_binned.sum())
     lo = lo or min(5, n)
     hi = hi or max(lo + 1, int(0.2 * n))

@@ -65,7 +65,7 @@ def test_element_in_no_kfactor_table_is_refused(tmp_path):
 
 
 def test_kfactor_file_with_wrong_columns(tmp_path):
-    from helpers.kfactors import load_kfactors
+    from helpers.xray.kfactors import load_kfactors
 
     kf = tmp_path / "bad.csv"
     kf.write_text("el,k\nFe,1.3\n")

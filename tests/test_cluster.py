@@ -7,6 +7,7 @@ from sklearn.datasets import make_blobs
 
 from ceiling import ari_vs_truth, poisson_ceiling_ari
 from helpers import cluster as C
+from helpers import workflows as W
 from helpers.errors import DataError, ParameterError
 
 
@@ -93,13 +94,13 @@ def test_parameter_errors_are_package_errors(blobs):
 @pytest.fixture(scope="module")
 def hea6_w1(hea6_96):
     signal, _ = hea6_96
-    return C.workflow1(signal, n_clusters=4)
+    return W.workflow1(signal, n_clusters=4)
 
 
 @pytest.fixture(scope="module")
 def hea6_w2(hea6_96):
     signal, _ = hea6_96
-    return C.workflow2(signal)
+    return W.workflow2(signal)
 
 
 @pytest.fixture(scope="module")
@@ -142,7 +143,7 @@ def test_thickness_normalisation_separates_phases_not_thickness(hea6_96):
     pure = bin_navigation((truth.labels == 2)[..., None].astype(float), 2)[0][..., 0].ravel() == 4
     corr = {}
     for norm in ("none", "total"):
-        f, p = C.decomposition(signal, normalization=norm)
+        f, p = W.pca_of_features(signal, normalization=norm)
         sel = pure & f.mask      # one phase only: any score variation is thickness or noise
         corr[norm] = max(abs(np.corrcoef(p.all_scores[sel, i], thick[sel])[0, 1])
                          for i in range(3))
@@ -160,7 +161,7 @@ def _n_particle(truth):
 @pytest.mark.slow   # UMAP (numba compile on first use)
 def test_hea7_workflow2_one_particle_cluster(hea7_96):
     signal, truth = hea7_96
-    r = C.workflow2(signal)
+    r = W.workflow2(signal)
     print(f"\nW2 hea7: {r.n_clusters} cluster(s), noise {100 * r.noise_fraction:.1f} %")
     assert r.n_clusters == 1
     assert np.all(r.labels_binned[_n_particle(truth) == 0] < 0)   # support is not clustered
@@ -169,7 +170,7 @@ def test_hea7_workflow2_one_particle_cluster(hea7_96):
 def test_hea7_workflow1_two_clusters_split_thick_core_from_thin_shell(hea7_96):
     """The paper's artefact: a uniform particle split into 'core' and 'shell' by thickness."""
     signal, truth = hea7_96
-    r = C.workflow1(signal, n_clusters=2)
+    r = W.workflow1(signal, n_clusters=2)
     th = [truth.thickness[r.labels == k].mean() for k in range(2)]
     print(f"\nW1 hea7 mean thickness per cluster: {np.round(th, 3)}")
     assert r.n_clusters == 2
@@ -181,7 +182,7 @@ def test_hea7_workflow1_two_clusters_split_thick_core_from_thin_shell(hea7_96):
 def test_recluster_on_128_does_not_call_umap_again(monkeypatch):
     from helpers.simulate import simulate
     signal, _ = simulate("hea6", size=128, seed=3)
-    r = C.workflow2(signal, min_cluster_size=20)
+    r = W.workflow2(signal, min_cluster_size=20)
 
     def boom(*a, **k):
         raise AssertionError("UMAP was called again")
@@ -189,16 +190,16 @@ def test_recluster_on_128_does_not_call_umap_again(monkeypatch):
     import umap
     monkeypatch.setattr(C, "umap_embed", boom)
     monkeypatch.setattr(umap, "UMAP", boom)
-    r2 = C.recluster_workflow2(r, 60)
+    r2 = W.recluster_workflow2(r, 60)
     assert r2.params["min_cluster_size"] == 60
     assert r2.labels.shape == (128, 128)
-    r3 = C.workflow2(signal, min_cluster_size=60)      # served from the cache
+    r3 = W.workflow2(signal, min_cluster_size=60)      # served from the cache
     assert np.array_equal(r3.labels, r2.labels)
 
 
 def test_workflow1_seed_stability(hea6_96):
     signal, _ = hea6_96
-    stab = C.seed_stability(lambda s: C.workflow1(signal, 4, random_state=s).labels,
+    stab = C.seed_stability(lambda s: W.workflow1(signal, n_clusters=4, random_state=s).labels,
                             seeds=(0, 1))
     print(f"\nW1 seed stability (ARI between seeds): {stab['pairwise_ari']}")
     assert stab["min_ari"] > 0.95
@@ -207,9 +208,9 @@ def test_workflow1_seed_stability(hea6_96):
 def test_cache_reuses_results(hea6_96):
     from helpers import cache
     signal, _ = hea6_96
-    C.workflow1(signal, 3)
+    W.workflow1(signal, n_clusters=3)
     hits = cache.STATS["hits"]
-    r = C.workflow1(signal, 3)
+    r = W.workflow1(signal, n_clusters=3)
     assert cache.STATS["hits"] >= hits + 2                 # PCA and GMM both from the cache
     assert r.n_clusters == 3
 
@@ -240,7 +241,7 @@ def test_auto_min_cluster_size_sits_on_the_widest_plateau(hea6_w2):
     assert r.params["min_cluster_size"] == mcs            # workflow2's default is this choice
     k = {m: c for m, c, _ in table}
     assert k[min(k, key=lambda m: abs(np.log(m / mcs)))] == r.n_clusters == 4
-    fixed = C.recluster_workflow2(r, 22)                    # 1 % of the pixels: same partition
+    fixed = W.recluster_workflow2(r, 22)                    # 1 % of the pixels: same partition
     assert C.ari(fixed.labels, r.labels) == pytest.approx(1.0)
 
 
@@ -254,8 +255,8 @@ def test_real_sparse_map_is_not_fragmented_into_noise_clusters():
     """test_TEM.bcf: 6 counts/px. The plateau rule must not return tens of noise fragments."""
     from helpers.io import load_spectrum_image
     s = load_spectrum_image(REAL / "test_TEM.bcf", verbose=False)
-    r = C.workflow2(s)
-    fragments = C.recluster_workflow2(r, 10)
+    r = W.workflow2(s)
+    fragments = W.recluster_workflow2(r, 10)
     print(f"\ntest_TEM: auto min_cluster_size {r.params['min_cluster_size']} -> {r.n_clusters} "
           f"cluster(s); at 10 px: {fragments.n_clusters}")
     assert r.n_clusters <= 3 < fragments.n_clusters
@@ -269,7 +270,7 @@ def test_map_without_xray_counts_is_refused_with_a_clear_message():
     from helpers.io import load_spectrum_image
     s = load_spectrum_image(REAL / "velox_EELS_EDS_128x128.emd", verbose=False)
     with pytest.raises(DataError, match="No X-ray counts between"):
-        C.workflow1(s)
+        W.workflow1(s)
 
 
 def test_features_are_shared_within_a_process_and_warnings_repeat():
@@ -281,14 +282,14 @@ def test_features_are_shared_within_a_process_and_warnings_repeat():
     from helpers.simulate import simulate
     s, _ = simulate("hea6", size=33, seed=5)          # 33 px: binning x2 drops a row/column
     with pytest.warns(BinningCropWarning):
-        f1 = C.compute_features(s)
+        f1 = W.compute_features(s)
     with pytest.warns(BinningCropWarning):
-        f2 = C.compute_features(s)
+        f2 = W.compute_features(s)
     assert f2 is f1
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
-        assert C.compute_features(s, scaling="robust") is not f1
+        assert W.compute_features(s, scaling="robust") is not f1
         s2 = s.deepcopy()
         s2.data[0, 0, 100] += 1                            # same object shape, other counts
-        f3 = C.compute_features(s2)
+        f3 = W.compute_features(s2)
     assert f3 is not f1 and f3.key != f1.key

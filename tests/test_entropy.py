@@ -5,7 +5,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from helpers import entropy
+from helpers import entropy, results
 from helpers.errors import ElementError, ParameterError
 
 TABLES = Path(__file__).resolve().parents[2] / "shared" / "reference" / "paper_tables.json"
@@ -91,9 +91,9 @@ def test_entropy_table_from_quantification(tmp_path):
         assert row["s_conf_R_err_counting"] <= row["s_conf_R_err"] + 1e-12
         r_true, _ = entropy.metal_to_sulfur([comp[e] for e in els], els)
         assert abs(row["metal_to_sulfur"] - r_true) < 3 * row["metal_to_sulfur_err"]
-    path = entropy.write_entropy(t, tmp_path)
+    path = results.write_entropy(t, tmp_path)
     df = pd.read_csv(path)
-    assert list(df.columns) == entropy.ENTROPY_COLUMNS
+    assert list(df.columns) == results.ENTROPY_COLUMNS
 
 
 @pytest.mark.slow
@@ -102,19 +102,19 @@ def test_notebooks_05_and_06_run_under_papermill(tmp_path):
     (hea7: one uniform composition, workflow 1 asked for 2 clusters as in the paper)."""
     import pandas as pd
 
-    from helpers import runner
+    from helpers import execution
 
     nbdir = Path(__file__).resolve().parents[1] / "notebooks"
     params = dict(DATA="demo:hea7?size=48", N_CLUSTERS=2, OUTPUT_DIR=str(tmp_path),
                   HELDOUT_CHECK=False)
     for name in ("05_quantification", "06_configurational_entropy"):
-        runner.execute_notebook(nbdir / f"{name}.ipynb", tmp_path / f"{name}.ipynb",
+        execution.execute_notebook(nbdir / f"{name}.ipynb", tmp_path / f"{name}.ipynb",
                                 parameters=params, kernel_log=tmp_path / "kernel.log")
     comp = pd.read_csv(tmp_path / "results" / "compositions.csv")
     ent = pd.read_csv(tmp_path / "results" / "entropy.csv")
     assert list(comp.columns) == ["workflow", "cluster", "n_pixels", "element", "at_percent",
                                   "at_percent_err"]
-    assert list(ent.columns) == entropy.ENTROPY_COLUMNS
+    assert list(ent.columns) == results.ENTROPY_COLUMNS
     assert set(comp["workflow"]) <= {1, 2} and len(ent) >= 1
     sums = comp.groupby(["workflow", "cluster"])["at_percent"].sum()
     np.testing.assert_allclose(sums, 100.0, atol=1e-6)

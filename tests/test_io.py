@@ -6,7 +6,9 @@ import numpy as np
 import pytest
 
 from helpers import errors
-from helpers.io import demo_name, get_truth, load_spectrum_image, parse_demo, real_data_dir
+from helpers.demo import demo_name, get_truth, parse_demo
+from helpers.io import load_spectrum_image
+from helpers.paths import real_data_dir
 
 REAL = real_data_dir()
 needs_real = pytest.mark.skipif(not REAL.is_dir(), reason=f"real instrument files not found in {REAL}")
@@ -180,8 +182,7 @@ def test_errors_are_package_exceptions_and_builtins():
 
 
 def test_demo_cache_roundtrip_and_stale_version(tmp_path, monkeypatch):
-    import helpers.io as hio
-    import helpers.simulate as sim
+    import helpers.demo as hio
 
     monkeypatch.setenv("HEA_DEMO_DIR", str(tmp_path))
     monkeypatch.setattr(hio, "DEMO_CACHE_MIN_PIXELS", 0)
@@ -191,7 +192,7 @@ def test_demo_cache_roundtrip_and_stale_version(tmp_path, monkeypatch):
     b = load_spectrum_image("demo:hea7?size=24&seed=2")
     assert np.array_equal(a.data, b.data) and get_truth(b).labels.shape == (24, 24)
     # a file written by another simulator version is not trusted: it is regenerated
-    monkeypatch.setattr(sim, "SIMULATOR_VERSION", sim.SIMULATOR_VERSION + 1)
+    monkeypatch.setattr(hio, "SIMULATOR_VERSION", hio.SIMULATOR_VERSION + 1)
     mtime = cached.stat().st_mtime_ns
     load_spectrum_image("demo:hea7?size=24&seed=2")
     assert cached.stat().st_mtime_ns != mtime

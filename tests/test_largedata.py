@@ -1,11 +1,13 @@
-"""helpers.largedata: block-wise writing and chunked reduction give the same science as in memory.
+"""helpers.simulate.large and the lazy paths of helpers.preprocess: block-wise writing and
+chunked reduction give the same science as in memory.
 
 Small maps only (the 512x512x4096 case is measured by benchmarks/run.py, never timed here).
 """
 import numpy as np
 import pytest
 
-from helpers import io, largedata, preprocess, simulate
+from helpers import demo, io, preprocess, simulate
+from helpers.simulate import large as largedata
 from helpers.errors import OutputError, ParameterError
 
 KW = dict(channel_width=0.02)   # 1024 channels of 20 eV: 0-20 keV, every hea6 line
@@ -34,7 +36,7 @@ def test_written_map_is_lazy_poisson_around_the_truth(written):
     sig = io.load_spectrum_image(path, lazy=True, verbose=False)
     assert sig._lazy and sig.data.shape == (32, 32, 1024)
     assert sig.data.chunksize[0] == 8
-    truth = io.get_truth(sig)
+    truth = demo.get_truth(sig)
     assert np.array_equal(truth.labels, info["truth"].labels)
     counts = np.asarray(sig.data.sum(axis=(0, 1)).compute(), float)
     expected = truth.expected_counts().sum(axis=(0, 1))
@@ -54,14 +56,14 @@ def test_chunked_binning_and_scaling_match_in_memory(written):
     path, _ = written
     lazy = io.load_spectrum_image(path, lazy=True, verbose=False)
     eager = io.load_spectrum_image(path, lazy=False, verbose=False)
-    got = largedata.lazy_binned_counts(lazy, bin_factor=2, energy_bin=4)
+    got = preprocess.lazy_binned_counts(lazy, bin_factor=2, energy_bin=4)
     ref = preprocess.prepare(eager, bin_factor=2, energy_bin=4)
     assert got["binned_shape"] == ref["binned_shape"] == (16, 16)
     assert np.array_equal(got["counts"], ref["counts"])
     assert np.allclose(got["energy"], ref["energy"])
     mask = got["counts"].sum(1) > np.median(got["counts"].sum(1)) * 0.2
     for scaling in ("standard", "poisson"):
-        X = largedata.lazy_features(got["counts"], scaling=scaling, fit_mask=mask,
+        X = preprocess.lazy_features(got["counts"], scaling=scaling, fit_mask=mask,
                                     block_pixels=100)
         Xref = preprocess.make_features(ref["counts"], "total", scaling, fit_mask=mask)
         assert np.allclose(X, Xref, atol=1e-4 * max(1.0, np.abs(Xref).max()))
@@ -91,7 +93,8 @@ def test_numba_cache_switches_on_umap_caching(monkeypatch):
 def test_lazy_map_through_the_workflow_calls_equals_in_memory(written):
     """compute_features and quantify_clusters on a lazy map (chunked binning, block-wise
     scaling, one dask pass for interior + whole-mask spectra) give the in-memory answers."""
-    from helpers import cluster, quant
+    from helpers import quant
+    from helpers import workflows as cluster
     path, _ = written
     lazy = io.load_spectrum_image(path, lazy=True, verbose=False)
     eager = io.load_spectrum_image(path, lazy=False, verbose=False)
@@ -99,7 +102,7 @@ def test_lazy_map_through_the_workflow_calls_equals_in_memory(written):
     fe = cluster.compute_features(eager)
     assert np.array_equal(fl.counts, fe.counts) and np.array_equal(fl.mask, fe.mask)
     assert np.allclose(fl.X, fe.X, atol=1e-4 * max(1.0, np.abs(fe.X).max()))
-    labels = io.get_truth(eager).labels
+    labels = demo.get_truth(eager).labels
     ql = quant.quantify_clusters(lazy, labels)
     qe = quant.quantify_clusters(eager, labels)
     assert ql.clusters == qe.clusters

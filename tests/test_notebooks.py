@@ -16,10 +16,10 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from helpers import runner
+from helpers import execution
 
 ROOT = Path(__file__).resolve().parent.parent
-NOTEBOOKS = sorted((ROOT / "notebooks").glob(runner.NOTEBOOK_GLOB))  # [] before they exist
+NOTEBOOKS = sorted((ROOT / "notebooks").glob(execution.NOTEBOOK_GLOB))  # [] before they exist
 REAL = Path(os.environ.get("HEA_REAL_DATA", ROOT.parent / "shared" / "data" / "real"))
 REAL_FILES = {"velox_EELS_EDS_128x128": (128, 128), "test_TEM": (64, 64)}  # navigation shapes
 REAL_PATHS = {"velox_EELS_EDS_128x128": REAL / "velox_EELS_EDS_128x128.emd",
@@ -43,7 +43,7 @@ def _expected_files():
 def _declared():
     names = set()
     for nb in NOTEBOOKS:
-        names |= set(runner.declared_parameters(nb) or {})
+        names |= set(execution.declared_parameters(nb) or {})
     return names
 
 
@@ -55,7 +55,7 @@ needs_notebooks = pytest.mark.skipif(not NOTEBOOKS, reason="no notebooks/NN_*.ip
 @needs_notebooks
 @pytest.mark.parametrize("path", NOTEBOOKS, ids=lambda p: p.stem)
 def test_notebook_has_parameters_cell_with_common_names(path):
-    declared = runner.declared_parameters(path)
+    declared = execution.declared_parameters(path)
     assert declared is not None, f"{path.name}: no cell tagged 'parameters'"
     assert {"DATA", "OUTPUT_DIR"} <= set(declared), \
         f"{path.name}: the parameters cell must declare DATA and OUTPUT_DIR (runner contract)"
@@ -83,10 +83,10 @@ def test_notebook_is_committed_executed_in_order(path):
 def test_widget_cells_are_tagged_ignore_output(path):
     """Headless, a widget's output lands elsewhere under nbval than under nbclient: not comparable."""
     nb = json.loads(path.read_text(encoding="utf-8"))
-    untagged = ["".join(c["source"]).splitlines()[0] for c in runner.widget_cells(nb)
-                if runner.IGNORE_OUTPUT_TAG not in c.get("metadata", {}).get("tags", [])]
+    untagged = ["".join(c["source"]).splitlines()[0] for c in execution.widget_cells(nb)
+                if execution.IGNORE_OUTPUT_TAG not in c.get("metadata", {}).get("tags", [])]
     assert not untagged, (f"{path.name}: widget cells without the tag "
-                          f"'{runner.IGNORE_OUTPUT_TAG}' (make notebooks adds it): {untagged}")
+                          f"'{execution.IGNORE_OUTPUT_TAG}' (make notebooks adds it): {untagged}")
 
 
 # ----------------------------------------------------------------------------- one batch run

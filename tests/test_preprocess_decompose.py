@@ -65,7 +65,7 @@ def test_check_counts_rejects_bad_data():
 
 
 def test_useful_energy_range_covers_every_line(hea6_96):
-    from helpers.plotting import xray_line_positions
+    from helpers.xray.lines import xray_line_positions
     signal, truth = hea6_96
     lo, hi = P.useful_energy_range(signal)
     lines = xray_line_positions(truth.elements, 200.0, (0.2, 20.0), min_weight=0.1)
@@ -99,9 +99,9 @@ def test_pca_elbow_on_low_rank_plus_noise_and_truncation():
 
 def test_hea6_scree_signal_components_stand_above_noise(hea6_96):
     """On hea6 the first components carry the phases: their score maps separate the true phases."""
-    from helpers import cluster as C
+    from helpers import workflows as W
     signal, truth = hea6_96
-    f, p = C.decomposition(signal)
+    f, p = W.pca_of_features(signal)
     assert 2 <= p.elbow <= 6
     lab = P.bin_navigation((truth.labels[..., None] + 1).astype(float), 2)[0][..., 0].ravel()
     pure = np.isin(lab, [4, 8, 12, 16]) & f.mask         # blocks of one phase only

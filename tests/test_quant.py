@@ -6,8 +6,9 @@ size of the error bars (spread of 200 Poisson realisations vs the reported count
 import numpy as np
 import pytest
 
-from helpers import quant, simulate
+from helpers import quant, results, simulate, workflows
 from helpers.errors import DataError, ElementError, HEAError, ParameterError
+from helpers.xray.lines import atomic_weights
 
 
 @pytest.fixture(scope="module")
@@ -67,13 +68,13 @@ def test_sigma_matches_spread_of_poisson_realisations(hea6):
     jal = truth.phase_names.index("jalpaite")
     mask = truth.labels == jal
     mu_true = truth.expected_counts()[mask].sum(0)
-    spec = quant._new_like(s, mu_true)
+    spec = quant.spectra.new_like(s, mu_true)
     lines = quant.quant_lines(spec)
     xls = [kf.xray_line for kf in lines]
     # one full pass through the public pipeline on one realisation ...
     rng = np.random.default_rng(1)
     y0 = rng.poisson(mu_true).astype(float)
-    comp0 = quant.quantify_spectrum(quant._new_like(s, y0))
+    comp0 = quant.quantify_spectrum(quant.spectra.new_like(s, y0))
     # ... and the same fit + propagation, reusing exspy's model, for 200 realisations
     m = quant.build_line_model(spec, xls)
     d = quant.design_matrix(m)
@@ -82,7 +83,7 @@ def test_sigma_matches_spread_of_poisson_realisations(hea6):
     sl = slice(i0, i0 + d.X.shape[0])
     sel = [d.names.index(x) for x in xls]
     k = np.array([kf.k for kf in lines])
-    A = quant._atomic_weights([kf.element for kf in lines])
+    A = atomic_weights([kf.element for kf in lines])
 
     def one(y):
         beta, cov, _ = quant.poisson_linear_fit(y[sl], d.X)
@@ -153,11 +154,11 @@ def test_tables_and_csv(tmp_path, hea6_truth_quant):
     q = hea6_truth_quant
     wide = quant.composition_table(q)
     assert wide.shape == (7, 4) and "±" in wide.iloc[0, 0]
-    path = quant.write_compositions([q], tmp_path)
+    path = results.write_compositions(quant.compositions_frame([q]), tmp_path)
     import pandas as pd
 
     df = pd.read_csv(path)
-    assert list(df.columns) == quant.COMPOSITION_COLUMNS
+    assert list(df.columns) == results.COMPOSITION_COLUMNS
     assert len(df) == 4 * 7
     sums = df.groupby("cluster")["at_percent"].sum()
     np.testing.assert_allclose(sums, 100.0, atol=1e-6)
@@ -196,7 +197,7 @@ def _noise_free(s, truth, labels, clusters):
     perfect measurement of those very pixels gives, boundary pixels of other phases included."""
     mu = np.stack([truth.path_lengths[labels == c].sum(0) @ truth.unit_spectra
                    + (labels == c).sum() * truth.background_spectrum for c in clusters])
-    return quant.quantify_spectra(quant._new_like(s, mu))
+    return quant.quantify_spectra(quant.spectra.new_like(s, mu))
 
 
 @pytest.mark.slow
@@ -209,7 +210,7 @@ def test_workflows_on_hea6_recover_every_phase(workflow):
     Boundary pixels are left out of each cluster's spectrum (``exclude_boundary``, the default);
     the measurement itself is also checked against the exact composition of the pixels used.
     """
-    cluster = pytest.importorskip("helpers.cluster")
+    from helpers import workflows as cluster
     s, truth = simulate.simulate("hea6", size=96, seed=0)
     r = cluster.workflow1(s, n_clusters=4) if workflow == 1 else cluster.workflow2(s)
     lab = _phase_labels(np.asarray(r.labels), truth)
@@ -259,7 +260,7 @@ def test_weighted_sigma_matches_realisations(hea6):
     mu_px = truth.expected_counts(rows).reshape(-1, s.data.shape[-1])
     lab = truth.labels[rows].reshape(-1)
     w = np.where(lab == 3, 0.9, np.where(lab == 2, 0.15, 0.0))  # minority wurtzite + some matrix
-    spec0 = quant._new_like(s, w @ mu_px)
+    spec0 = quant.spectra.new_like(s, w @ mu_px)
     lines = quant.quant_lines(spec0)
     xls = [kf.xray_line for kf in lines]
     m = quant.build_line_model(spec0, xls)
@@ -269,7 +270,7 @@ def test_weighted_sigma_matches_realisations(hea6):
     sl = slice(i0, i0 + d.X.shape[0])
     sel = [d.names.index(x) for x in xls]
     k = np.array([kf.k for kf in lines])
-    A = quant._atomic_weights([kf.element for kf in lines])
+    A = atomic_weights([kf.element for kf in lines])
     rng = np.random.default_rng(2)
     keep = w > 0
     mu_fit = mu_px[keep][:, sl]  # only the pixels and channels that enter the fit
@@ -298,7 +299,7 @@ def test_workflow_labels_read_from_results_folder(tmp_path, hea6):
     np.save(res / "labels_workflow2.npy", lab)
     prob = np.stack([(lab == c).astype(np.float32) for c in range(4)], axis=-1)
     np.save(res / "probabilities_workflow1.npy", prob)
-    got = quant.workflow_labels(s, tmp_path)
+    got = workflows.workflow_labels(s, tmp_path)
     np.testing.assert_array_equal(got[1][0], lab)
     assert got[1][1].shape == prob.shape and got[2][1] is None
     q = quant.quantify_workflows(s, got, weighted=True, exclude_boundary=False)
@@ -306,7 +307,7 @@ def test_workflow_labels_read_from_results_folder(tmp_path, hea6):
     np.testing.assert_allclose(q[1].compositions[1].at_percent, q[2].compositions[1].at_percent)
     np.save(res / "labels_workflow2.npy", lab[:10])
     with pytest.raises(DataError):
-        quant.workflow_labels(s, tmp_path)
+        workflows.workflow_labels(s, tmp_path)
 
 
 def test_agrees_with_hyperspy_weighted_linear_fit(hea6, hea6_truth_quant):
@@ -316,7 +317,7 @@ def test_agrees_with_hyperspy_weighted_linear_fit(hea6, hea6_truth_quant):
     one = quant.get_spectrum(hea6_truth_quant.spectra, 1)
     m = quant.build_line_model(one, lf.xray_lines)
     var = m.signal.deepcopy()
-    var.data = np.maximum(lf.fitted, quant.VARIANCE_FLOOR)
+    var.data = np.maximum(lf.fitted, quant.linefit.VARIANCE_FLOOR)
     m.signal.metadata.set_item("Signal.Noise_properties.variance", var)
     m.fit(optimizer="lstsq", calculate_errors=True)
     I = np.array([m[x].A.value for x in lf.xray_lines])
@@ -360,7 +361,7 @@ def test_cached_design_equals_a_fresh_model_and_follows_the_metadata(hea6):
     spec = quant.cluster_spectra(s, truth.labels)
     xls = [kf.xray_line for kf in quant.quant_lines(spec)]
     fresh = quant.design_matrix(quant.build_line_model(spec, xls))
-    cached = quant._cached_design(spec, xls)
+    cached = quant.linefit._cached_design(spec, xls)
     assert cached.names == fresh.names
     np.testing.assert_array_equal(cached.X, fresh.X)
     # a different detector resolution changes the peak widths: a different design, not a stale one
@@ -368,7 +369,7 @@ def test_cached_design_equals_a_fresh_model_and_follows_the_metadata(hea6):
     other.metadata.set_item("Acquisition_instrument.TEM.Detector.EDS.energy_resolution_MnKa",
                             spec.metadata.Acquisition_instrument.TEM.Detector.EDS
                             .energy_resolution_MnKa + 20.0)
-    d2 = quant._cached_design(other, xls)
+    d2 = quant.linefit._cached_design(other, xls)
     assert d2 is not cached and not np.allclose(d2.X, cached.X)
 
 
@@ -379,8 +380,8 @@ def test_exspy_cl_array_route_equals_exspys_signal_route(hea6, hea6_truth_quant)
     I[0, 0] = -3.0          # a negative fitted intensity must pass through unchanged as well
     k = comps[0].kfactors
     xls = comps[0].xray_lines
-    fast = quant._exspy_cl(q.spectra, I, k, xls)
-    slow = quant._exspy_cl_signals(q.spectra, I, k, xls)
+    fast = quant.composition._exspy_cl(q.spectra, I, k, xls)
+    slow = quant.composition._exspy_cl_signals(q.spectra, I, k, xls)
     np.testing.assert_allclose(fast, slow, rtol=1e-12, atol=1e-10)
 
 

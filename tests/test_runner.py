@@ -19,7 +19,8 @@ import numpy as np
 import pytest
 from sklearn.metrics import adjusted_rand_score
 
-from helpers import runner
+from helpers import execution, runner
+from helpers.results import RESULT_FILES
 from helpers.errors import InputFileError, OutputError, ParameterError
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -105,17 +106,17 @@ def test_input_names_are_stems_or_demo_names_and_unique():
 
 
 def test_parameter_values_parse_as_literals():
-    assert runner.parse_value("3") == 3
-    assert runner.parse_value("None") is None
-    assert runner.parse_value("['Fe', 'Co']") == ["Fe", "Co"]
-    assert runner.parse_value("pca") == "pca"
+    assert execution.parse_value("3") == 3
+    assert execution.parse_value("None") is None
+    assert execution.parse_value("['Fe', 'Co']") == ["Fe", "Co"]
+    assert execution.parse_value("pca") == "pca"
 
 
 def test_declared_parameters_read_the_tagged_cell(nbdir):
-    assert runner.declared_parameters(nbdir / "01_labels.ipynb") == {
+    assert execution.declared_parameters(nbdir / "01_labels.ipynb") == {
         "DATA": "demo:x", "OUTPUT_DIR": None, "N_CLUSTERS": 4, "ELEMENTS": None}
-    assert runner.declared_parameters(nbdir / "scratch.ipynb") is None
-    assert [p.name for p in runner.find_notebooks(nbdir)] == ["01_labels.ipynb", "02_tables.ipynb"]
+    assert execution.declared_parameters(nbdir / "scratch.ipynb") is None
+    assert [p.name for p in execution.find_notebooks(nbdir)] == ["01_labels.ipynb", "02_tables.ipynb"]
 
 
 def test_check_results_schema_and_ari(tmp_path):
@@ -236,7 +237,7 @@ def test_output_contract_and_summary(shared_run):
         assert summary["parameters"]["02_tables"]["OUTPUT_DIR"] == str(out.resolve() / name)
         assert "N_CLUSTERS" not in summary["parameters"]["02_tables"]  # only declared names
         assert summary["parameters"]["02_tables"]["KFACTORS"] == str(shared_run["kfactors"])
-        assert summary["files"] == dict.fromkeys(runner.RESULT_FILES, "ok")
+        assert summary["files"] == dict.fromkeys(RESULT_FILES, "ok")
         injected = nbformat.read(out / name / "notebooks" / "02_tables.ipynb", as_version=4).cells[2]
         assert injected.metadata.tags == ["injected-parameters"]
         assert f'OUTPUT_DIR = "{out.resolve() / name}"' in injected.source  # not the staging path
@@ -322,7 +323,7 @@ def test_execute_in_place_refreshes_outputs_and_keeps_failures_unchanged(tmp_pat
     nbformat.write(good, tmp_path / "01_good.ipynb")
     nbformat.write(bad, tmp_path / "02_bad.ipynb")
     bad_bytes = (tmp_path / "02_bad.ipynb").read_bytes()
-    report = runner.execute_in_place(tmp_path)
+    report = execution.execute_in_place(tmp_path)
     assert [(name, status.split(":")[0]) for name, status, _ in report] == [
         ("01_good.ipynb", "ok"), ("02_bad.ipynb", "ValueError")]
     nb = nbformat.read(tmp_path / "01_good.ipynb", as_version=4)

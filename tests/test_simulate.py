@@ -2,8 +2,9 @@
 import numpy as np
 import pytest
 
-from helpers.kfactors import choose_line, line_energy, load_kfactors
-from helpers.simulate import at_to_wt, simulate
+from helpers.simulate import simulate
+from helpers.xray.kfactors import choose_line, load_kfactors
+from helpers.xray.lines import at_to_wt, line_energy
 
 
 @pytest.mark.parametrize("preset,dose", [("hea6", 40.0), ("hea7", 15.0), ("hea7_coreshell", 25.0)])

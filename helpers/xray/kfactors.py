@@ -1,7 +1,7 @@
 """Cliff-Lorimer k-factor table and the choice of each element's quantification line.
 
 The table is a CSV (``element,line,k_factor,k_factor_err``; weight basis; main line of a family)
-shipped in ``helpers/data/kfactors_200kV.csv``. Users pass their own file with the same columns;
+shipped in ``helpers/xray/data/kfactors_200kV.csv``. Users pass their own file with the same columns;
 its rows replace the defaults for the elements it lists.
 """
 from __future__ import annotations
@@ -10,7 +10,8 @@ import csv
 from dataclasses import dataclass
 from pathlib import Path
 
-from .errors import ElementError, KFactorError
+from ..errors import ElementError, KFactorError
+from .lines import database, line_energy
 
 DEFAULT_TABLE = Path(__file__).parent / "data" / "kfactors_200kV.csv"
 
@@ -107,17 +108,6 @@ def load_kfactors(user_table=None) -> dict[tuple[str, str], KFactor]:
     return table
 
 
-def line_energy(element: str, line: str) -> float:
-    """Energy (keV) of an X-ray line from exspy's database."""
-    from exspy.material import elements as db
-
-    try:
-        return float(db[element]["Atomic_properties"]["Xray_lines"][line]["energy (keV)"])
-    except (KeyError, AttributeError):
-        raise ElementError(f"{element} {line} is not in exspy's X-ray line database: check the "
-                           "element symbol (e.g. 'Fe', case-sensitive).") from None
-
-
 def choose_line(element: str, energy_range: tuple[float, float], beam_energy: float,
                 table=None) -> KFactor:
     """The line of ``element`` to quantify, and its k-factor.
@@ -133,8 +123,7 @@ def choose_line(element: str, energy_range: tuple[float, float], beam_energy: fl
     KFactorError
         If the table has no k-factor for any line of this element.
     """
-    from exspy.material import elements as db
-
+    db = database()
     if element not in db:
         raise ElementError(f"Unknown element symbol {element!r}: use a chemical symbol such as "
                            "'Fe' or 'Cd' (case-sensitive).")

@@ -1,23 +1,12 @@
-"""Spectrum images larger than memory: write one chunk by chunk, reduce it lazily.
-
-A real JEOL or Velox map is 512 × 512 pixels × 4096 channels of 8-bit counts, about 1 GB on
-disk and 8 GB once converted to float64: NumPy cannot hold it comfortably next to its copies.
-Everything here works on blocks of rows (dask) so that peak memory stays a few hundred MB
-above the size of the *reduced* data:
+"""Simulated spectrum images larger than memory, written one block of rows at a time.
 
 * :func:`large_truth` builds the simulator's :class:`~helpers.simulate.GroundTruth` at any size
   without drawing the counts (:func:`helpers.simulate.simulate` draws them all in memory);
 * :func:`write_simulated_map` writes Poisson counts from that truth to an ``.hspy`` file, one
   block of rows at a time, through HyperSpy's own writer (so ``hs.load(path, lazy=True)`` and
-  :func:`helpers.io.load_spectrum_image` read it back with its metadata and truth);
-* :func:`lazy_binned_counts` crops the energy range and sums ``bin_factor`` × ``bin_factor``
-  pixels and ``energy_bin`` channels chunk by chunk (``dask.array.coarsen``), so the 1 GB map is
-  read once and only the ~40× smaller binned matrix is ever in memory;
-* :func:`lazy_features` does the per-pixel normalisation and per-channel scaling of
-  :func:`helpers.preprocess.make_features` on the dask blocks too.
+  :func:`helpers.io.load_spectrum_image` read it back with its metadata and truth).
 
-Hand-written because HyperSpy's ``rebin`` on a lazy signal keeps the full channel axis and
-returns a lazy signal of float64, and the simulator has no block-wise mode.
+Hand-written because the simulator has no block-wise mode.
 """
 from __future__ import annotations
 
@@ -26,12 +15,11 @@ from pathlib import Path
 
 import numpy as np
 
-from .errors import DataError, OutputError, ParameterError
+from ..errors import OutputError, ParameterError
+from .presets import simulate
+from .truth import GroundTruth
 
 
-# --------------------------------------------------------------------------------------------
-# ground truth at any size
-# --------------------------------------------------------------------------------------------
 def large_truth(preset="hea6", size=512, n_channels=4096, channel_width=0.01, offset=-0.1,
                 dose=None, seed=0, beam_energy=200.0, energy_resolution_mnka=130.0):
     """Ground truth of ``simulate(preset, size, n_channels, ...)`` without drawing its counts.
@@ -52,8 +40,6 @@ def large_truth(preset="hea6", size=512, n_channels=4096, channel_width=0.01, of
     template : EDSTEMSpectrum
         The small 16 × 16 signal, whose axes and metadata describe the large map.
     """
-    from .simulate import GroundTruth, simulate
-
     shape = (int(size), int(size)) if np.isscalar(size) else tuple(int(s) for s in size)
     kw = dict(channel_width=channel_width, offset=offset, dose=dose, seed=seed,
               beam_energy=beam_energy, energy_resolution_mnka=energy_resolution_mnka)
@@ -152,116 +138,3 @@ def write_simulated_map(path, preset="hea6", size=512, n_channels=4096, dtype=np
     return dict(path=path, truth=truth, shape=(rows, cols, n_channels),
                 nbytes=int(rows * cols * n_channels * dtype.itemsize), max_expected=bound,
                 dtype_max=int(np.iinfo(dtype).max))
-
-
-# --------------------------------------------------------------------------------------------
-# lazy reduction
-# --------------------------------------------------------------------------------------------
-def _dask_data(signal):
-    import dask.array as da
-
-    data = signal.data if hasattr(signal, "axes_manager") else signal
-    if not hasattr(data, "dask"):
-        data = da.from_array(np.asarray(data), chunks=(max(1, 2 ** 24 // max(
-            1, int(np.prod(np.shape(data)[1:])))), -1, -1))
-    if data.ndim != 3:
-        raise DataError(f"Expected a spectrum image (rows, cols, channels), got shape {data.shape}.")
-    return data
-
-
-def lazy_binned_counts(signal, bin_factor=2, energy_range=None, energy_bin="auto"):
-    """Crop, bin pixels and bin channels chunk by chunk; return the small result in memory.
-
-    Parameters
-    ----------
-    signal : EDS spectrum image, lazy or not
-    bin_factor : int
-        ``bin_factor`` × ``bin_factor`` pixels summed (rows/columns that do not fill a bin are
-        dropped, as in :func:`helpers.preprocess.bin_navigation`).
-    energy_range : (lo, hi) keV, optional
-        Default :func:`helpers.preprocess.useful_energy_range`.
-    energy_bin : int or "auto"
-        Adjacent channels summed (auto: :func:`helpers.preprocess.auto_energy_bin`).
-
-    Returns
-    -------
-    dict like :func:`helpers.preprocess.prepare`: ``counts`` (pixels, channels) float32,
-    ``binned_shape``, ``original_shape``, ``energy``, ``energy_range``, ``bin_factor``,
-    ``energy_bin``.
-    """
-    import dask.array as da
-
-    from . import preprocess as pp
-
-    data = _dask_data(signal)
-    f = int(bin_factor)
-    if f < 1:
-        raise ParameterError(f"bin_factor must be a positive integer, got {bin_factor!r}.")
-    er = pp.useful_energy_range(signal) if energy_range is None else tuple(energy_range)
-    sl = pp.energy_slice(signal, er)
-    energy = pp.energy_axis(signal)[sl]
-    eb = energy_bin
-    if eb == "auto":
-        eb = pp.auto_energy_bin(signal) if hasattr(pp, "auto_energy_bin") else 1
-    eb = int(eb)
-    r, c, _ = data.shape
-    r2, c2 = (r // f) * f, (c // f) * f
-    n = ((sl.stop - sl.start) // eb) * eb
-    sub = data[:r2, :c2, sl.start:sl.start + n]
-    # chunks must hold whole bins: rows in multiples of f, the channel axis in one piece
-    rc = max(f, (sub.chunks[0][0] // f) * f)
-    sub = sub.rechunk((rc, -1, -1))
-    binned = da.coarsen(np.sum, sub.astype(np.float32), {0: f, 1: f, 2: eb}, trim_excess=True)
-    counts = binned.compute()
-    rb, cb, ch = counts.shape
-    energy = energy[:n].reshape(-1, eb).mean(axis=1)
-    return {"counts": counts.reshape(rb * cb, ch), "binned_shape": (rb, cb),
-            "original_shape": (r, c), "energy": energy, "energy_range": (float(er[0]), float(er[1])),
-            "bin_factor": f, "energy_bin": eb}
-
-
-def lazy_features(counts, normalization="total", scaling="standard", fit_mask=None,
-                  block_pixels=16384, dtype=np.float32):
-    """:func:`helpers.preprocess.make_features` computed a block of pixels at a time.
-
-    Normalisation is per pixel (block-local); the channel scaling needs each channel's mean
-    (and, for ``"standard"``, variance) over the sample pixels, accumulated over blocks first.
-    Same result as ``make_features`` (to float32 rounding) without its float64 copies of the
-    whole matrix. ``"robust"`` (medians) is not block-wise: it falls back to ``make_features``.
-    """
-    X = np.asarray(counts)
-    n, ch = X.shape
-    keep = np.ones(n, bool) if fit_mask is None else np.asarray(fit_mask, bool)
-    if keep.sum() == 0:
-        raise DataError("No sample pixels to fit the scaling: check the mask.")
-    if scaling not in ("poisson", "standard", "none", None) or \
-            normalization not in ("total", "none", None):
-        from .preprocess import make_features
-        return make_features(X, normalization, scaling, fit_mask).astype(dtype)
-
-    def norm(b):
-        b = b.astype(np.float64)
-        if normalization == "total":
-            tot = b.sum(axis=1, keepdims=True)
-            b = np.divide(b, tot, out=np.zeros_like(b), where=tot > 0)
-        return b
-
-    s1, s2 = np.zeros(ch), np.zeros(ch)
-    for i0 in range(0, n, block_pixels):
-        b = norm(X[i0:i0 + block_pixels])[keep[i0:i0 + block_pixels]]
-        s1 += b.sum(axis=0)
-        s2 += (b * b).sum(axis=0)
-    m = keep.sum()
-    mu = s1 / m
-    if scaling == "poisson":
-        floor = max(float(mu[mu > 0].mean()) * 1e-3, 1e-12) if np.any(mu > 0) else 1.0
-        div = np.sqrt(np.maximum(mu, floor))
-    elif scaling == "standard":     # as sklearn's StandardScaler: population std, 0 -> 1
-        sd = np.sqrt(np.maximum(s2 / m - mu * mu, 0.0))
-        div = np.where(sd < 10 * np.finfo(float).eps * np.maximum(np.abs(mu), 1.0), 1.0, sd)
-    else:
-        div = np.ones(ch)
-    out = np.empty((n, ch), dtype=dtype)
-    for i0 in range(0, n, block_pixels):
-        out[i0:i0 + block_pixels] = (norm(X[i0:i0 + block_pixels]) - mu) / div
-    return out

@@ -1,0 +1,217 @@
+"""Quantification of every cluster of a segmentation: cluster spectra → line fit → Cliff-Lorimer.
+
+:func:`quantify_clusters` is what notebooks 05/06 and the benchmarks call for one labelling;
+:func:`quantify_workflows` does it for both workflows' labels
+(:func:`helpers.workflows.workflow_labels`).
+"""
+from __future__ import annotations
+
+import warnings
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from ..errors import DataError, ElementError, KFactorWarning, ParameterError
+from ..xray.kfactors import choose_line, defaulted_elements, load_kfactors
+from .composition import cliff_lorimer
+from .linefit import beam_energy_of, energy_range_of, fit_line_intensities, window_line_intensities
+from .spectra import (cluster_spectra, interior_and_whole_spectra, interior_labels, new_like,
+                      select_spectra, soft_weights)
+
+
+def quant_lines(signal, elements=None, kfactors=None):
+    """The line quantified for each element, chosen by :func:`helpers.kfactors.choose_line`.
+
+    Returns
+    -------
+    list of KFactor
+        In element order; ``.xray_line`` is exspy's name (e.g. ``"Ag_La"``).
+    """
+    table = load_kfactors(kfactors)
+    if elements is None:
+        elements = list(signal.metadata.get_item("Sample.elements", []))
+    if len(elements) < 2:
+        raise ElementError("Quantification needs at least two elements: set them with "
+                           "ELEMENTS=[...] or in the file's metadata.")
+    rng = energy_range_of(signal)
+    lines = [choose_line(el, rng, beam_energy_of(signal), table) for el in elements]
+    missing = defaulted_elements(lines, kfactors)
+    if missing:
+        name = getattr(kfactors, "name", None) or str(kfactors)
+        warnings.warn(f"k-factor file {name} lacks {', '.join(missing)}: using the package's "
+                      "default 200 kV values for them (add rows to use your own).",
+                      KFactorWarning, stacklevel=2)
+    return lines
+
+
+def quantify_spectra(spectra, elements=None, kfactors=None, method="fit", energy_range=None,
+                     background_order=6):
+    """Line intensities (``method="fit"`` or ``"windows"``) and CL composition of a spectrum or
+    of each spectrum of a 1-D stack.
+
+    Returns
+    -------
+    list of Composition
+        ``.fit`` holds the :class:`LineFit` (model, fitted curve) for ``method="fit"``.
+    """
+    lines = quant_lines(spectra, elements, kfactors)
+    xls = [kf.xray_line for kf in lines]
+    if method == "fit":
+        fits = fit_line_intensities(spectra, xls, energy_range, background_order)
+        comps = cliff_lorimer(spectra, np.array([f.intensities for f in fits]),
+                              np.array([f.covariance for f in fits]), lines, "fit")
+        for c, f in zip(comps, fits):
+            c.fit = f
+    elif method == "windows":
+        I, cov = window_line_intensities(spectra, xls)
+        comps = cliff_lorimer(spectra, I, cov, lines, "windows")
+    else:
+        raise ParameterError(f"method must be 'fit' or 'windows', got {method!r}.")
+    return comps
+
+
+def quantify_spectrum(spectrum, elements=None, kfactors=None, method="fit", energy_range=None,
+                      background_order=6):
+    """:func:`quantify_spectra` for one spectrum; returns its :class:`Composition`."""
+    if spectrum.axes_manager.navigation_dimension != 0:
+        raise ParameterError("quantify_spectrum takes one spectrum: use quantify_spectra for a "
+                             "stack, or helpers.quant.get_spectrum(spectra, i).")
+    return quantify_spectra(spectrum, elements, kfactors, method, energy_range,
+                            background_order)[0]
+
+
+@dataclass
+class ClusterQuant:
+    """Quantification of every cluster of one segmentation.
+
+    Attributes
+    ----------
+    workflow : int or str
+    clusters : list of int
+    compositions : dict ``{cluster: Composition}``
+    spectra : EDSTEMSpectrum stack from :func:`cluster_spectra`
+    """
+
+    workflow: object
+    clusters: list
+    compositions: dict
+    spectra: object
+    method: str = "fit"
+    labels: np.ndarray = field(default=None, repr=False)
+
+    @property
+    def elements(self):
+        return self.compositions[self.clusters[0]].elements
+
+    def table(self):
+        """Long table: workflow, cluster, n_pixels, element, at_percent, at_percent_err
+        (total), at_percent_err_counting, xray_line, method."""
+        import pandas as pd
+
+        rows = []
+        for c in self.clusters:
+            comp = self.compositions[c]
+            for e, xl, x, et, ec in zip(comp.elements, comp.xray_lines, comp.at_percent,
+                                        comp.err_total, comp.err_counting):
+                rows.append(dict(workflow=self.workflow, cluster=c, n_pixels=comp.n_pixels,
+                                 element=e, at_percent=float(x), at_percent_err=float(et),
+                                 at_percent_err_counting=float(ec), xray_line=xl,
+                                 method=self.method))
+        return pd.DataFrame(rows)
+
+
+def quantify_clusters(signal, labels, probabilities=None, workflow=1, elements=None,
+                      kfactors=None, method="fit", clusters=None, min_pixels=1,
+                      exclude_boundary=True):
+    """Representative spectrum and composition (at% ± σ) of every cluster.
+
+    Parameters
+    ----------
+    signal : EDSTEMSpectrum
+        Raw-count spectrum image.
+    labels : ndarray of int (rows, cols)
+        -1 = noise, never quantified.
+    probabilities : ndarray (rows, cols, n_clusters), optional
+        Use membership probabilities as weights (otherwise hard masks).
+    workflow : int or str
+        Tag carried into the tables (1 = PCA+GMM, 2 = UMAP+HDBSCAN).
+    elements, kfactors
+        Default: the signal's elements and the package's 200 kV table.
+    method : {"fit", "windows"}
+    min_pixels : int
+        Clusters with fewer labelled pixels are skipped.
+    exclude_boundary : bool
+        Hard masks only: quantify each cluster from its interior pixels
+        (:func:`interior_labels`) and add a *segmentation* uncertainty, the per-element
+        difference between the whole-mask and the interior compositions, to ``cov_total``
+        (it measures how much the answer depends on where the cluster's edge is drawn).
+        False = the paper's plain mask of every pixel.
+
+    Returns
+    -------
+    ClusterQuant
+        ``n_pixels`` of each composition is the number of pixels (or weight) quantified.
+    """
+    use_interior = exclude_boundary and probabilities is None
+    if use_interior:
+        spectra, whole = interior_and_whole_spectra(signal, interior_labels(labels), labels,
+                                                     clusters)
+    else:
+        spectra = cluster_spectra(signal, labels, probabilities, clusters)
+    ids = list(spectra.metadata.Clusters.ids)
+    n_pix = list(spectra.metadata.Clusters.n_pixels)
+    wsum = list(spectra.metadata.Clusters.weight_sum)
+    keep = [i for i in range(len(ids)) if n_pix[i] >= min_pixels and wsum[i] > 0]
+    if not keep:
+        raise DataError(f"No cluster has at least {min_pixels} pixels: lower min_pixels.")
+    if len(keep) < len(ids):
+        spectra = select_spectra(spectra, keep)
+        if use_interior:
+            whole = select_spectra(whole, keep)
+    kept = [ids[i] for i in keep]
+    seg = {}
+    if use_interior:
+        # interior and whole-mask spectra fitted as one stack: one model, one exspy CL call
+        both = new_like(spectra, np.concatenate([spectra.data, whole.data]),
+                         title=spectra.metadata.General.title)
+        both_comps = quantify_spectra(both, elements, kfactors, method)
+        comps = both_comps[:len(kept)]
+        for c, comp in zip(kept, both_comps[len(kept):]):
+            seg[c] = comp.at_percent  # whole-mask composition
+    else:
+        comps = quantify_spectra(spectra, elements, kfactors, method)
+    out = {}
+    for c, i, comp in zip(kept, keep, comps):
+        comp.n_pixels = float(wsum[i]) if probabilities is not None else int(n_pix[i])
+        if c in seg:
+            d = seg[c] - comp.at_percent
+            comp.err_segmentation = np.abs(d)
+            comp.cov_total = comp.cov_total + np.diag(d ** 2)
+        out[c] = comp
+    comps = out
+    return ClusterQuant(workflow, kept, comps, spectra, method, np.asarray(labels))
+
+
+def quantify_workflows(signal, labels, weighted=False, method="fit", elements=None,
+                       kfactors=None, min_pixels=1, exclude_boundary=True):
+    """:func:`quantify_clusters` for each workflow of ``labels`` (from :func:`workflow_labels`).
+
+    ``weighted=True`` uses the workflows' probabilities as weights (:func:`soft_weights`) where
+    they are available, hard masks otherwise; ``exclude_boundary`` applies to hard masks.
+
+    Returns
+    -------
+    dict ``{workflow: ClusterQuant}``; a workflow without any cluster is left out.
+    """
+    out = {}
+    for wf, (lab, prob) in labels.items():
+        if not np.any(np.asarray(lab) >= 0):
+            continue
+        w = soft_weights(lab, prob) if (weighted and prob is not None) else None
+        out[wf] = quantify_clusters(signal, lab, probabilities=w, workflow=wf, elements=elements,
+                                    kfactors=kfactors, method=method, min_pixels=min_pixels,
+                                    exclude_boundary=exclude_boundary)
+    if not out:
+        raise DataError("Neither workflow produced a cluster: nothing to quantify. Check the "
+                        "clustering parameters in notebooks 03 and 04.")
+    return out

@@ -1,0 +1,106 @@
+"""Tables of cluster compositions: Table-1 style, long format for the results files, k-factors
+used, the comparison with a demo's ground truth and with window integration."""
+from __future__ import annotations
+
+import numpy as np
+
+from ..errors import ParameterError
+from .clusters import quant_lines
+
+
+def composition_table(quant, error="total", digits=2):
+    """Table-1-style wide table: rows = elements, columns = clusters, cells ``"x ± σ"``.
+
+    Parameters
+    ----------
+    quant : ClusterQuant
+    error : {"total", "counting"}
+    """
+    import pandas as pd
+
+    if error not in ("total", "counting"):
+        raise ParameterError("error must be 'total' or 'counting'.")
+    cols = {}
+    for c in quant.clusters:
+        comp = quant.compositions[c]
+        err = comp.err_total if error == "total" else comp.err_counting
+        cols[f"cluster {c}"] = [f"{x:.{digits}f} ± {e:.{digits}f}" for x, e in
+                                zip(comp.at_percent, err)]
+    df = pd.DataFrame(cols, index=quant.elements)
+    df.index.name = f"workflow {quant.workflow} (at%)"
+    return df
+
+
+def truth_table(quant, truth):
+    """Compare a workflow's cluster compositions with a demo's ground truth.
+
+    Each cluster is matched to the phase most of its pixels belong to. Returns a long table:
+    cluster, phase, purity (fraction of the cluster's pixels in that phase), element,
+    at_percent, true_at_percent, error, z_counting (error / counting σ).
+    """
+    import pandas as pd
+
+    rows = []
+    spectra_ids = list(quant.clusters)
+    for c in spectra_ids:
+        comp = quant.compositions[c]
+        lab = quant.labels if getattr(quant, "labels", None) is not None else None
+        if lab is None:
+            raise ParameterError("truth_table needs the labels: pass a ClusterQuant from "
+                                 "quantify_clusters.")
+        tl = truth.labels[lab == c]
+        tl = tl[tl >= 0]
+        if tl.size == 0:
+            continue
+        ph = int(np.bincount(tl).argmax())
+        purity = float(np.mean(truth.labels[lab == c] == ph))
+        tr = truth.compositions[truth.phase_names[ph]]
+        for e, x, sc in zip(comp.elements, comp.at_percent, comp.err_counting):
+            t = tr.get(e, 0.0)
+            rows.append(dict(cluster=c, phase=truth.phase_names[ph], purity=purity, element=e,
+                             at_percent=float(x), true_at_percent=float(t),
+                             error=float(x - t), z_counting=float((x - t) / sc) if sc > 0
+                             else np.nan))
+    return pd.DataFrame(rows)
+
+
+def method_difference(fit_quants, window_quants):
+    """At% from windows minus at% from the fit for every (workflow, cluster, element), sorted by
+    the size of the difference (``{workflow: ClusterQuant}`` dicts of both methods)."""
+    import pandas as pd
+
+    rows = []
+    for wf, qf in fit_quants.items():
+        qw = window_quants.get(wf)
+        if qw is None:
+            continue
+        for c in qf.clusters:
+            if c not in qw.compositions:
+                continue
+            f, w = qf.compositions[c], qw.compositions[c]
+            for i, e in enumerate(f.elements):
+                rows.append(dict(workflow=wf, cluster=c, element=e, at_percent_fit=f.at_percent[i],
+                                 err_counting_fit=f.err_counting[i],
+                                 at_percent_windows=w.at_percent[i],
+                                 windows_minus_fit=w.at_percent[i] - f.at_percent[i]))
+    df = pd.DataFrame(rows)
+    return df.reindex(df["windows_minus_fit"].abs().sort_values(ascending=False).index) \
+        .reset_index(drop=True)
+
+
+def kfactor_table(signal, elements=None, kfactors=None):
+    """The line and k-factor (± 1σ) used for each element, as a DataFrame."""
+    import pandas as pd
+
+    lines = quant_lines(signal, elements, kfactors)
+    return pd.DataFrame([dict(element=kf.element, line=kf.xray_line, k_factor=kf.k,
+                              k_factor_err=kf.k_err, relative_err=kf.k_err / kf.k)
+                         for kf in lines]).set_index("element")
+
+
+def compositions_frame(quants):
+    """One long table of several :class:`ClusterQuant` (``ClusterQuant.table()`` stacked): the
+    rows of ``compositions.csv`` (:func:`helpers.results.write_compositions`)."""
+    import pandas as pd
+
+    return pd.concat([q.table() for q in quants], ignore_index=True)

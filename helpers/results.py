@@ -1,0 +1,137 @@
+"""The output contract: where results and figures go, the files' names and the tables' columns.
+
+Every notebook writes through these functions and the batch runner reads through them, so a
+name or a column is defined once. A run folder ``OUTPUT_DIR`` holds::
+
+    OUTPUT_DIR/results/labels_workflow{1,2}.npy         cluster label per pixel, original grid, -1 unassigned
+    OUTPUT_DIR/results/probabilities_workflow{1,2}.npy  posteriors (W1, rows x cols x k) / membership (W2)
+    OUTPUT_DIR/results/compositions.csv (+ _detail)     COMPOSITION_COLUMNS
+    OUTPUT_DIR/results/entropy.csv (+ _detail)          ENTROPY_COLUMNS
+    OUTPUT_DIR/figures/NN_name.png
+
+Interactive sessions without ``OUTPUT_DIR`` write results to ``runs/interactive/results`` and
+figures to the project's ``figures/`` (or ``$HEA_FIGURE_DIR``).
+"""
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import numpy as np
+
+from .errors import DataError, OutputError
+from .paths import PROJECT_ROOT
+
+#: Label file of each workflow (integer labels on the input's original navigation grid).
+LABEL_FILES = {1: "labels_workflow1.npy", 2: "labels_workflow2.npy"}
+#: Probabilities written beside the labels (W1: posteriors per cluster; W2: membership).
+PROBABILITY_FILES = {1: "probabilities_workflow1.npy", 2: "probabilities_workflow2.npy"}
+COMPOSITION_COLUMNS = ["workflow", "cluster", "n_pixels", "element", "at_percent",
+                       "at_percent_err"]
+ENTROPY_COLUMNS = ["workflow", "cluster", "s_conf_R", "s_conf_R_err", "metal_to_sulfur"]
+#: The contract CSV files and their exact columns (``<stem>_detail.csv`` may add more).
+CSV_SCHEMAS = {"compositions.csv": COMPOSITION_COLUMNS, "entropy.csv": ENTROPY_COLUMNS}
+#: Every file a complete run leaves in ``results/`` (checked by the runner).
+RESULT_FILES = tuple(LABEL_FILES.values()) + tuple(CSV_SCHEMAS)
+
+
+def results_dir(output_dir=None) -> Path:
+    """Where results go: ``OUTPUT_DIR/results``, or ``<project>/runs/interactive/results``."""
+    if output_dir is None:
+        return PROJECT_ROOT / "runs" / "interactive" / "results"
+    return Path(output_dir) / "results"
+
+
+def figure_dir(output_dir=None) -> Path:
+    """Where figures go: ``OUTPUT_DIR/figures``, or the project's ``figures/`` when None."""
+    if output_dir is None:
+        env = os.environ.get("HEA_FIGURE_DIR")
+        return Path(env) if env else PROJECT_ROOT / "figures"
+    return Path(output_dir) / "figures"
+
+
+def _writable(folder):
+    try:
+        folder.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise OutputError(f"Cannot create the results folder {folder} ({exc.strerror or exc}): "
+                          "choose a writable OUTPUT_DIR.") from None
+    return folder
+
+
+def save_labels(workflow, labels, probabilities=None, output_dir=None):
+    """Write a workflow's labels (and probabilities) to the results folder.
+
+    Parameters
+    ----------
+    workflow : int
+        1 or 2.
+    labels : (rows, cols) int array on the input's original grid, -1 = unassigned
+    probabilities : array, optional
+        Written as float32 beside the labels.
+    output_dir : str or Path, optional
+        Run folder (``None``: ``runs/interactive``).
+
+    Returns
+    -------
+    Path of the labels file.
+    """
+    d = _writable(results_dir(output_dir))
+    try:
+        path = d / LABEL_FILES[workflow]
+        np.save(path, np.asarray(labels, dtype=np.int64))
+        if probabilities is not None:
+            np.save(d / PROBABILITY_FILES[workflow], np.asarray(probabilities, dtype=np.float32))
+    except OSError as e:
+        raise OutputError(f"Cannot write labels to {d} ({e.strerror}): choose a writable "
+                          "OUTPUT_DIR.") from None
+    return path
+
+
+def load_labels(workflow, output_dir, navigation_shape):
+    """``(labels, probabilities or None)`` of a workflow from the results folder, or None when
+    no labels file is there.
+
+    Raises
+    ------
+    DataError
+        When the file's shape is not the data's navigation shape (it belongs to another input).
+    """
+    if output_dir is None:
+        return None
+    path = results_dir(output_dir) / LABEL_FILES[workflow]
+    if not path.exists():
+        return None
+    lab = np.load(path, allow_pickle=False)
+    nav = tuple(navigation_shape)
+    if lab.shape != nav:
+        raise DataError(f"{path} has shape {lab.shape}, but the data's navigation shape "
+                        f"is {nav}: it belongs to another input; re-run notebooks 03-04.")
+    prob = None
+    ppath = path.with_name(PROBABILITY_FILES[workflow])
+    if ppath.exists():
+        p = np.load(ppath, allow_pickle=False)
+        prob = p if p.shape[:2] == nav else None
+    return lab.astype(int), prob
+
+
+def write_table(table, output_dir, stem, columns):
+    """Write ``<stem>.csv`` (only ``columns``: the contract) and ``<stem>_detail.csv`` (every
+    column of the DataFrame ``table``) into :func:`results_dir` of ``output_dir``; returns the
+    path of ``<stem>.csv``."""
+    folder = _writable(results_dir(output_dir))
+    path = folder / f"{stem}.csv"
+    table[columns].to_csv(path, index=False)
+    table.to_csv(folder / f"{stem}_detail.csv", index=False)
+    return path
+
+
+def write_compositions(table, output_dir=None):
+    """``compositions.csv`` + ``compositions_detail.csv`` from a compositions DataFrame
+    (:func:`helpers.quant.compositions_frame`)."""
+    return write_table(table, output_dir, "compositions", COMPOSITION_COLUMNS)
+
+
+def write_entropy(table, output_dir=None):
+    """``entropy.csv`` + ``entropy_detail.csv`` from :func:`helpers.entropy.entropy_table`."""
+    return write_table(table, output_dir, "entropy", ENTROPY_COLUMNS)

@@ -1,0 +1,16 @@
+"""The analysis pipeline: features → workflow 1 / workflow 2 → labels on the original grid.
+
+What notebooks 02-06, the batch runner and the benchmarks call. The algorithms themselves
+(GMM, UMAP, HDBSCAN, re-condensing, relabelling) are pure functions on arrays in
+:mod:`helpers.cluster`; this package feeds them a spectrum image and returns
+:class:`WorkflowResult` objects with labels on the input's grid.
+
+Modules: :mod:`.params` (:class:`WorkflowParams`, one object for every setting),
+:mod:`.features` (binned, scaled features, their PCA and UMAP embedding, cached),
+:mod:`.pipeline` (:func:`workflow1`, :func:`workflow2`, re-clustering, labels to/from the
+results folder).
+"""
+from .features import Features, compute_features, embedding_for, pca_of_features  # noqa: F401
+from .params import WorkflowParams  # noqa: F401
+from .pipeline import (WorkflowResult, recluster_workflow2, save_labels,  # noqa: F401
+                       workflow1, workflow2, workflow_labels)

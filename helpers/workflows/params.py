@@ -1,0 +1,93 @@
+"""The parameters of both workflows, in one object.
+
+Notebooks 03-06 and the batch runner set the same handful of values (bin factor, PCA
+components, seed, clusters, HDBSCAN sizes, UMAP input); a :class:`WorkflowParams` holds them
+once, so every notebook runs the workflows with the same settings and a new parameter is added
+in one place.
+"""
+from __future__ import annotations
+
+import dataclasses
+from dataclasses import dataclass
+
+from ..errors import ParameterError
+
+#: Names of the notebooks' UPPER_CASE constants that map onto :class:`WorkflowParams` fields.
+NOTEBOOK_NAMES = ("BIN_FACTOR", "N_COMPONENTS", "RANDOM_STATE", "N_CLUSTERS", "MIN_CLUSTER_SIZE",
+                  "MIN_SAMPLES", "UMAP_INPUT")
+
+
+@dataclass(frozen=True)
+class WorkflowParams:
+    """Everything that decides the labels of workflow 1 (PCA + GMM) and workflow 2 (UMAP +
+    HDBSCAN). Defaults are the package's; see :func:`helpers.workflows.compute_features`,
+    :func:`helpers.workflows.workflow1` and :func:`helpers.workflows.workflow2` for each.
+
+    Features (both workflows): ``bin_factor`` (×2 in the paper), ``energy_range`` (None: the
+    elements' useful range), ``normalization`` ("total": thickness-independent),
+    ``scaling`` ("standard"), ``mask`` ("auto" vacuum/support mask, None: every pixel),
+    ``energy_bin`` ("auto": half the detector FWHM).
+    PCA (both): ``n_components`` (None: automatic elbow), ``max_components``, ``random_state``.
+    Workflow 1: ``n_clusters``, ``n_init``, ``covariance_type``, ``refine`` (multinomial
+    refinement of the GMM partition).
+    Workflow 2: ``min_cluster_size`` (None/"auto": plateau of the cluster count),
+    ``min_samples`` (None: 5), ``umap_input`` ("pca" or "spectra"), ``umap_dims``,
+    ``n_neighbors``, ``n_epochs`` (None: :data:`helpers.cluster.UMAP_EPOCHS`),
+    ``allow_single_cluster``.
+    """
+
+    bin_factor: int = 2
+    energy_range: tuple = None
+    normalization: str = "total"
+    scaling: str = "standard"
+    mask: object = "auto"
+    energy_bin: object = "auto"
+    n_components: int = None
+    max_components: int = 30
+    random_state: int = 0
+    n_clusters: int = 4
+    n_init: int = 4
+    covariance_type: str = "full"
+    refine: bool = True
+    min_cluster_size: object = None
+    min_samples: int = None
+    umap_input: str = "pca"
+    umap_dims: int = 4
+    n_neighbors: int = 15
+    n_epochs: int = None
+    allow_single_cluster: bool = True
+
+    def replace(self, **changes) -> "WorkflowParams":
+        """A copy with some fields changed; an unknown name is refused with the known ones."""
+        known = {f.name for f in dataclasses.fields(self)}
+        bad = sorted(set(changes) - known)
+        if bad:
+            raise ParameterError(f"Unknown workflow parameter(s) {', '.join(bad)}: use "
+                                 f"{', '.join(sorted(known))}.")
+        return dataclasses.replace(self, **changes)
+
+    def feature_kwargs(self) -> dict:
+        """Arguments of :func:`helpers.workflows.compute_features`."""
+        return dict(bin_factor=self.bin_factor, energy_range=self.energy_range,
+                    normalization=self.normalization, scaling=self.scaling, mask=self.mask,
+                    energy_bin=self.energy_bin)
+
+    @classmethod
+    def from_notebook(cls, namespace) -> "WorkflowParams":
+        """The parameters a notebook's UPPER_CASE constants set (``BIN_FACTOR``,
+        ``N_COMPONENTS``, ``RANDOM_STATE``, ``N_CLUSTERS``, ``MIN_CLUSTER_SIZE``,
+        ``MIN_SAMPLES``, ``UMAP_INPUT``); names it does not define keep their defaults.
+
+        ``namespace`` is a dict such as the notebook's ``globals()``.
+        """
+        return cls(**{name.lower(): namespace[name] for name in NOTEBOOK_NAMES
+                      if name in namespace})
+
+
+def resolve(params=None, **overrides) -> WorkflowParams:
+    """``params`` (default :class:`WorkflowParams`) with ``overrides`` applied."""
+    params = WorkflowParams() if params is None else params
+    if not isinstance(params, WorkflowParams):
+        raise ParameterError(f"params must be a helpers.workflows.WorkflowParams, got "
+                             f"{type(params).__name__}: build one with WorkflowParams(...).")
+    return params.replace(**overrides) if overrides else params

@@ -1,0 +1,260 @@
+"""The two workflows of the paper end to end, on the binned grid, with labels on the original one.
+
+* :func:`workflow1`: features → PCA → Gaussian mixture (→ multinomial refinement);
+* :func:`workflow2`: features → (PCA →) UMAP → HDBSCAN, noise kept as -1;
+* :func:`recluster_workflow2`: workflow 2 at another ``min_cluster_size`` from the stored tree;
+* :func:`workflow_labels`: both workflows' labels, from the results folder when notebooks 03/04
+  wrote them there, otherwise computed (content-cached, so free after 03 and 04);
+* :func:`save_labels`: the labels into the results contract (:mod:`helpers.results`).
+
+Every function takes a :class:`~helpers.workflows.params.WorkflowParams` (or its fields as
+keyword arguments), so notebooks and the runner run both workflows with the same settings.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from .. import cache as _cache   # (workflow functions take a ``cache`` flag)
+from .. import results
+from ..cluster import (UMAP_EPOCHS, HDBSCANResult, check_int, default_min_cluster_size,
+                       gmm_cluster, hdbscan_cluster, plateau_min_cluster_size,
+                       poisson_mixture_refine, recluster)
+from ..errors import ParameterError
+from ..preprocess import upsample_labels
+from .features import embedding_for, pca_of_features
+from .params import resolve
+
+
+@dataclass
+class WorkflowResult:
+    """Result of :func:`workflow1` or :func:`workflow2`.
+
+    Everything with ``_binned`` lives on the binned grid (row-major, ``binned_shape``); the
+    rest is on the input's original navigation grid. Label -1 = unassigned: HDBSCAN noise,
+    vacuum/support (see ``mask``) or rows/columns cropped by binning.
+    """
+    workflow: int
+    labels: np.ndarray            # (rows, cols) int, original grid
+    probabilities: np.ndarray     # W1: (rows, cols, k) posteriors; W2: (rows, cols) membership
+    mask: np.ndarray              # (rows, cols) bool, True = sample pixel that was clustered
+    labels_binned: np.ndarray     # (rows_b, cols_b)
+    mask_binned: np.ndarray       # (rows_b, cols_b)
+    scores: np.ndarray            # (n_binned_pixels, n_components) PCA scores (all pixels)
+    embedding: np.ndarray = None  # W2: (n_binned_pixels, umap_dims); NaN rows for masked pixels
+    n_components: int = 0
+    elbow: int = 0
+    n_clusters: int = 0
+    bin_factor: int = 2
+    binned_shape: tuple = ()
+    original_shape: tuple = ()
+    energy: np.ndarray = field(repr=False, default=None)
+    params: dict = field(default_factory=dict)
+    hdbscan: HDBSCANResult = field(repr=False, default=None)   # W2: tree for re-clustering
+    pca: object = field(repr=False, default=None)
+
+    @property
+    def noise_fraction(self):
+        """Fraction of clustered (sample) binned pixels labelled noise."""
+        m = self.mask_binned.ravel()
+        return float(np.mean(self.labels_binned.ravel()[m] < 0)) if m.any() else 0.0
+
+
+def _on_grids(grid, mask_flat, labels, probabilities):
+    """Labels (-1 where unclustered) and probabilities (0 there) of the clustered pixels on the
+    binned grid and on the original grid. ``grid``: (binned_shape, bin_factor, original_shape)."""
+    binned_shape, f, original_shape = grid
+    lab = np.full(mask_flat.size, -1, int)
+    lab[mask_flat] = labels
+    prob = np.zeros((mask_flat.size,) + probabilities.shape[1:])
+    prob[mask_flat] = probabilities
+    lb = lab.reshape(binned_shape)
+    up = upsample_labels(lb, f, original_shape)
+    prob_up = upsample_labels(prob.reshape(*binned_shape, *probabilities.shape[1:]), f,
+                              original_shape, fill=0.0)
+    return lb, up, prob_up
+
+
+def _mask_param(mask):
+    return "auto" if isinstance(mask, str) else (None if mask is None else "array")
+
+
+def _result(workflow, feats, p, labels, probabilities, n_clusters, params, **extra):
+    """A :class:`WorkflowResult` of the clustered (masked) pixels' labels and probabilities."""
+    m = feats.mask
+    grid = (feats.binned_shape, feats.bin_factor, feats.original_shape)
+    lb, up, prob_up = _on_grids(grid, m, labels, probabilities)
+    mask_up = upsample_labels(m.astype(int).reshape(feats.binned_shape), feats.bin_factor,
+                              feats.original_shape, fill=0)
+    return WorkflowResult(workflow=workflow, labels=up, probabilities=prob_up,
+                          mask=mask_up.astype(bool), labels_binned=lb,
+                          mask_binned=m.reshape(feats.binned_shape), scores=p.scores,
+                          n_components=p.n_components, elbow=p.elbow, n_clusters=n_clusters,
+                          bin_factor=feats.bin_factor, binned_shape=feats.binned_shape,
+                          original_shape=feats.original_shape, energy=feats.energy,
+                          params=params, pca=p, **extra)
+
+
+def workflow1(signal, params=None, *, cache=True, **overrides):
+    """Workflow 1 of the paper: bin → features → scale → PCA → Gaussian mixture (→ refine).
+
+    Parameters
+    ----------
+    signal : EDSTEMSpectrum, (rows, cols, channels) array, or a path / demo name
+    params : WorkflowParams, optional
+        The settings (default ``WorkflowParams()``); fields used here: the feature fields
+        (:func:`helpers.workflows.compute_features`), ``n_components`` (None: automatic elbow,
+        :func:`helpers.decompose.profile_likelihood_elbow`), ``max_components``,
+        ``random_state``, ``n_clusters`` (the paper: chosen by hand, 4 for hea6), ``n_init``
+        (GMM initialisations, best likelihood kept), ``covariance_type`` and ``refine``
+        (polish the GMM partition with a multinomial mixture of the raw binned counts,
+        :func:`helpers.cluster.poisson_mixture_refine`, the right noise model for counts; on
+        simulated hea6 it brings the ARI to the per-pixel Poisson ceiling; False = the paper's
+        plain GMM).
+    cache : bool
+        Read/write intermediate results in the on-disk cache (:mod:`helpers.cache`).
+    **overrides
+        Any field of :class:`WorkflowParams`, e.g. ``n_clusters=3``.
+
+    Returns
+    -------
+    WorkflowResult
+        ``labels`` (rows, cols) on the original grid, clusters numbered 0.. by size, -1 for
+        vacuum/support and cropped edges; ``probabilities`` (rows, cols, n_clusters) posteriors
+        (0 where unassigned); ``scores`` PCA scores of every binned pixel.
+    """
+    q = resolve(params, **overrides)
+    feats, p = pca_of_features(signal, n_components=q.n_components,
+                               max_components=q.max_components, random_state=q.random_state,
+                               cache=cache, **q.feature_kwargs())
+    m = feats.mask
+    key = dict(n_components=p.n_components, n_clusters=q.n_clusters,
+               random_state=q.random_state, n_init=q.n_init, covariance_type=q.covariance_type,
+               max_components=q.max_components)
+    k = check_int(q.n_clusters, "N_CLUSTERS", 1, int(m.sum()),
+                  "choose between 1 and the number of (binned) sample pixels.")
+    g = _cache.cached("gmm", feats.key, key,
+                      lambda: gmm_cluster(p.scores[m], k, random_state=q.random_state,
+                                          n_init=q.n_init, covariance_type=q.covariance_type),
+                      enabled=cache)
+    labels, proba = g.labels, g.probabilities
+    if q.refine and k > 1:
+        labels, proba, _ = poisson_mixture_refine(feats.counts[m], labels)
+    info = {**feats.params, **key, "refine": bool(q.refine), "mask": _mask_param(q.mask)}
+    return _result(1, feats, p, labels, proba, int(labels.max() + 1), info)
+
+
+def workflow2(signal, params=None, *, cache=True, **overrides):
+    """Workflow 2 of the paper: bin → features → scale → UMAP (4-D) → HDBSCAN.
+
+    Parameters
+    ----------
+    signal : EDSTEMSpectrum, (rows, cols, channels) array, or a path / demo name
+    params : WorkflowParams, optional
+        Fields used here: the feature fields, ``min_cluster_size`` (smallest cluster in binned
+        pixels; None/"auto": the middle of the widest plateau of the cluster count over
+        min_cluster_size, :func:`helpers.cluster.plateau_min_cluster_size`, found by
+        re-condensing the tree, so it costs milliseconds), ``min_samples`` (HDBSCAN's density
+        smoothing, set explicitly; None = 5, or min_cluster_size if smaller: less smoothing,
+        fewer thin-edge pixels called noise), ``umap_input`` ("pca": the PCA scores, faster
+        and less noisy; "spectra": the full scaled spectra, the paper's way),
+        ``n_components`` (for "pca"; None = the larger of the automatic elbow and
+        2 × ``umap_dims``: UMAP needs more input than output dimensions), ``umap_dims`` and
+        ``n_neighbors`` (paper: 4-D; min_dist 0, Euclidean), ``n_epochs`` (None:
+        :data:`helpers.cluster.UMAP_EPOCHS`), ``allow_single_cluster`` (after masking the
+        support a uniform sample, such as the hea7 particles, is one cluster; without it
+        HDBSCAN must split it or call it noise), ``random_state``, ``max_components``.
+    cache : bool
+    **overrides
+        Any field of :class:`WorkflowParams`.
+
+    Returns
+    -------
+    WorkflowResult
+        ``labels`` (rows, cols) on the original grid, -1 = noise, vacuum/support or cropped;
+        ``probabilities`` (rows, cols) HDBSCAN membership strength; ``embedding`` the UMAP
+        coordinates; ``hdbscan`` holds the single-linkage tree for :func:`recluster_workflow2`.
+    """
+    q = resolve(params, **overrides)
+    n_epochs = UMAP_EPOCHS if q.n_epochs is None else q.n_epochs
+    feats, p, emb = embedding_for(signal, umap_input=q.umap_input, n_components=q.n_components,
+                                  umap_dims=q.umap_dims, n_neighbors=q.n_neighbors,
+                                  random_state=q.random_state, max_components=q.max_components,
+                                  n_epochs=n_epochs, cache=cache, **q.feature_kwargs())
+    m = feats.mask
+    n = int(m.sum())
+    auto = q.min_cluster_size is None or (isinstance(q.min_cluster_size, str)
+                                          and q.min_cluster_size == "auto")
+    mcs = default_min_cluster_size(n) if auto else q.min_cluster_size
+    ms = min(5, int(mcs)) if q.min_samples is None else q.min_samples
+    key = dict(umap_input=q.umap_input, n_components=p.n_components, umap_dims=q.umap_dims,
+               n_neighbors=q.n_neighbors, random_state=q.random_state,
+               max_components=q.max_components, min_samples=ms, n_epochs=n_epochs)
+    mcs = check_int(mcs, "MIN_CLUSTER_SIZE", 2, n,
+                    f"use 2..{n} (binned sample pixels); about 1 % of them is a good start.")
+    ms = check_int(ms, "MIN_SAMPLES", 1, n - 1, "use a small number such as 5-20.")
+    base = _cache.cached("hdbscan_tree", feats.key, key,
+                         lambda: hdbscan_cluster(emb[m], mcs, ms, q.allow_single_cluster),
+                         enabled=cache)
+    if auto:
+        mcs, _ = plateau_min_cluster_size(base, n)
+    same = mcs == base.min_cluster_size and \
+        bool(q.allow_single_cluster) == base.allow_single_cluster
+    h = base if same else recluster(base, mcs, q.allow_single_cluster, embedding=emb[m])
+    info = {**feats.params, **key, "min_cluster_size": mcs,
+            "allow_single_cluster": q.allow_single_cluster, "mask": _mask_param(q.mask)}
+    return _result(2, feats, p, h.labels, h.probabilities, h.n_clusters, info, embedding=emb,
+                   hdbscan=h)
+
+
+def recluster_workflow2(result, min_cluster_size):
+    """Workflow-2 result at a new ``min_cluster_size``, from the stored HDBSCAN tree.
+
+    No UMAP, no minimum spanning tree: only HDBSCAN's condense/select step (milliseconds).
+    """
+    if result.workflow != 2 or result.hdbscan is None:
+        raise ParameterError("recluster_workflow2 needs a result of workflow2.")
+    m = result.mask_binned.ravel()
+    h = recluster(result.hdbscan, min_cluster_size, embedding=result.embedding[m])
+    grid = (result.binned_shape, result.bin_factor, result.original_shape)
+    lb, up, prob_up = _on_grids(grid, m, h.labels, h.probabilities)
+    params = dict(result.params, min_cluster_size=int(min_cluster_size))
+    return WorkflowResult(workflow=2, labels=up, probabilities=prob_up, mask=result.mask,
+                          labels_binned=lb, mask_binned=result.mask_binned, scores=result.scores,
+                          embedding=result.embedding, n_components=result.n_components,
+                          elbow=result.elbow, n_clusters=h.n_clusters,
+                          bin_factor=result.bin_factor, binned_shape=result.binned_shape,
+                          original_shape=result.original_shape, energy=result.energy,
+                          params=params, hdbscan=h, pca=result.pca)
+
+
+def save_labels(result, output_dir=None):
+    """Write ``labels_workflow{1,2}.npy`` (original grid, -1 = unassigned) and the
+    probabilities beside them into ``OUTPUT_DIR/results`` (``runs/interactive/results`` when
+    ``output_dir`` is None): the results contract the runner and notebooks 05/06 rely on
+    (:mod:`helpers.results`). Returns the path of the labels file."""
+    return results.save_labels(result.workflow, result.labels, result.probabilities, output_dir)
+
+
+def workflow_labels(signal, output_dir=None, params=None, **overrides):
+    """Labels (and probabilities) of both workflows on the original grid.
+
+    Read from ``output_dir/results`` (:func:`helpers.results.load_labels`) when notebooks 03
+    and 04 wrote them there (batch runs), otherwise computed with :func:`workflow1` and
+    :func:`workflow2` and ``params`` (content-cached, so free after notebooks 03 and 04).
+
+    Returns
+    -------
+    dict ``{1: (labels, probabilities or None), 2: (labels, probabilities or None)}``
+    """
+    q = resolve(params, **overrides)
+    nav = tuple(signal.data.shape[:-1])
+    out = {}
+    for wf, run in ((1, workflow1), (2, workflow2)):
+        found = results.load_labels(wf, output_dir, nav)
+        if found is None:
+            r = run(signal, q)
+            found = (np.asarray(r.labels, int), r.probabilities)
+        out[wf] = found
+    return out
