@@ -13,6 +13,8 @@ JOBS ?= 1
 RUN  := runs/demo-$(shell date +%Y%m%d-%H%M%S)
 # Extra pytest arguments, e.g. `make test PYTEST_ARGS="-k runner -x"`.
 PYTEST_ARGS ?=
+# Seconds an nbval cell may run before it fails (a hang becomes a named failure, not a stall).
+CELL_TIMEOUT ?= 300
 # Extra JupyterLab arguments, e.g. `make lab LAB_ARGS="--no-browser --port 8890"`.
 LAB_ARGS ?=
 
@@ -48,7 +50,8 @@ endif
 
 test: $(STAMP)
 	$(PY) -m pytest tests $(wildcard notebooks) -ra --nbval --nbval-current-env \
-	    --nbval-sanitize-with tests/nbval_sanitize.cfg $(PYTEST_ARGS)
+	    --nbval-sanitize-with tests/nbval_sanitize.cfg --nbval-cell-timeout=$(CELL_TIMEOUT) \
+	    $(PYTEST_ARGS)
 
 lab: $(STAMP)
 	$(VENV)/bin/jupyter lab --ServerApp.root_dir=notebooks $(LAB_ARGS) $(if $(filter 0,$(shell id -u)),--allow-root)

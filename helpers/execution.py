@@ -216,21 +216,26 @@ def execute_notebook(source, target, parameters=None, cwd=None, timeout=None, ke
                 cwd=str(cwd or Path(source).parent), progress_bar=False, log_output=False,
                 execution_timeout=timeout,
                 kernel_manager_class=kernel_manager_class(str(kernel_log) if kernel_log else None))
-    except CellTimeoutError:
-        raise CellTimeout(_timeout_message(Path(source).name, _running_cell(target), timeout)) \
-            from None
+    except CellTimeoutError as exc:
+        raise CellTimeout(_timeout_message(Path(source).name, _timed_out_cell(source, exc),
+                                           timeout)) from None
 
 
-def _running_cell(executed):
-    """(index, first source line) of the cell papermill marked "running" in ``executed``."""
+def _timed_out_cell(source, exc):
+    """(number among the source notebook's code cells, first line) of the cell that timed out,
+    found from the source preview nbclient puts in its message; (None, "") if not found."""
+    parts = str(exc).split("-------------------")
+    preview = parts[1].strip() if len(parts) >= 3 else ""
     try:
-        nb = json.loads(Path(executed).read_text(encoding="utf-8"))
+        nb = json.loads(Path(source).read_text(encoding="utf-8"))
     except (OSError, ValueError):
         return None, ""
     code = [c for c in nb.get("cells", []) if c.get("cell_type") == "code"]
     for i, cell in enumerate(code):
-        if cell.get("metadata", {}).get("papermill", {}).get("status") == "running":
-            return i + 1, ("".join(cell.get("source", "")).strip().splitlines() or [""])[0]
+        src = "".join(cell.get("source", "")).strip()
+        lines = src.split("\n")
+        if preview and (src == preview or (len(lines) >= 11 and preview.startswith(str(lines[:5])))):
+            return i + 1, lines[0]
     return None, ""
 
 

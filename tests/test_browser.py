@@ -160,6 +160,7 @@ def _check_slider(nb, description, noun, moves, prefix, expect="changes"):
     return history
 
 
+@pytest.mark.timeout(900)   # JupyterLab start-up + Run All of a notebook on a loaded machine
 @pytest.mark.parametrize("case", list(CASES))
 def test_notebook_slider(lab, page, case):
     name, description, noun, moves, expect = CASES[case]

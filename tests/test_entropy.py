@@ -94,33 +94,3 @@ def test_entropy_table_from_quantification(tmp_path):
     path = results.write_entropy(t, tmp_path)
     df = pd.read_csv(path)
     assert list(df.columns) == results.ENTROPY_COLUMNS
-
-
-@pytest.mark.slow
-def test_notebooks_05_and_06_run_under_papermill(tmp_path):
-    """Notebooks 05 and 06 execute headless with small parameters and write the contract files
-    (hea7: one uniform composition, workflow 1 asked for 2 clusters as in the paper)."""
-    import pandas as pd
-
-    from helpers import execution
-
-    nbdir = Path(__file__).resolve().parents[1] / "notebooks"
-    params = dict(DATA="demo:hea7?size=48", N_CLUSTERS=2, OUTPUT_DIR=str(tmp_path),
-                  HELDOUT_CHECK=False)
-    for name in ("05_quantification", "06_configurational_entropy"):
-        execution.execute_notebook(nbdir / f"{name}.ipynb", tmp_path / f"{name}.ipynb",
-                                parameters=params, kernel_log=tmp_path / "kernel.log")
-    comp = pd.read_csv(tmp_path / "results" / "compositions.csv")
-    ent = pd.read_csv(tmp_path / "results" / "entropy.csv")
-    assert list(comp.columns) == ["workflow", "cluster", "n_pixels", "element", "at_percent",
-                                  "at_percent_err"]
-    assert list(ent.columns) == results.ENTROPY_COLUMNS
-    assert set(comp["workflow"]) <= {1, 2} and len(ent) >= 1
-    sums = comp.groupby(["workflow", "cluster"])["at_percent"].sum()
-    np.testing.assert_allclose(sums, 100.0, atol=1e-6)
-    # uniform particles: every cluster's entropy near the truth (7 cations of Table 2, W2)
-    table2_w2 = {"Ag": 19.19, "Co": 3.24, "Cu": 11.3, "Ga": 2.88, "In": 7.72, "Mn": 0.90,
-                 "S": 51.92, "Zn": 2.84}
-    s_true, _ = entropy.configurational_entropy(list(table2_w2.values()), list(table2_w2))
-    assert np.all(np.abs(ent["s_conf_R"] - s_true) < 4 * ent["s_conf_R_err"] + 0.02)
-    assert (tmp_path / "figures" / "06_entropy.png").exists()

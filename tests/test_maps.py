@@ -1,15 +1,10 @@
-"""Element maps, correlations, the vacuum/support mask, plotting, cache and notebooks 01-04."""
-from pathlib import Path
-
+"""Element maps, correlations, the vacuum/support mask, plotting and the cache."""
 import numpy as np
 import pytest
 
 from helpers import maps as M
 from helpers import plotting as PL
 from helpers.preprocess import bin_navigation
-
-ROOT = Path(__file__).resolve().parent.parent
-
 
 # --------------------------------------------------------------------------------------------
 # vacuum / support mask
@@ -121,28 +116,3 @@ def test_cache_is_keyed_by_content_and_parameters():
     assert len(calls) == 1                         # second call served from disk
     cache.cached("t", h, {"p": 2}, f)
     assert len(calls) == 2                         # another parameter, another entry
-
-
-# --------------------------------------------------------------------------------------------
-# notebooks 01-04 under papermill
-# --------------------------------------------------------------------------------------------
-NOTEBOOKS = ["01_element_maps", "02_pca_scree", "03_gmm_clustering", "04_umap_hdbscan"]
-
-
-@pytest.mark.slow
-@pytest.mark.parametrize("name", NOTEBOOKS)
-def test_notebook_runs_under_papermill(name, tmp_path):
-    import papermill as pm
-    src = ROOT / "notebooks" / f"{name}.ipynb"
-    if not src.exists():
-        pytest.skip(f"{src.name} not written yet")
-    out = tmp_path / "run"
-    pm.execute_notebook(str(src), str(tmp_path / f"{name}.ipynb"), kernel_name="python3",
-                        parameters={"DATA": "demo:hea6?size=48", "OUTPUT_DIR": str(out)},
-                        cwd=str(src.parent), progress_bar=False)
-    figs = list((out / "figures").glob(f"{name[:2]}_*.png"))
-    assert figs, "no figure written"
-    if name.startswith(("03", "04")):
-        wf = 1 if name.startswith("03") else 2
-        lab = np.load(out / "results" / f"labels_workflow{wf}.npy")
-        assert lab.shape == (48, 48) and lab.min() >= -1 and lab.max() >= 1

@@ -340,5 +340,32 @@ def test_cell_timeout_fails_the_input_not_the_run(nbdir, tmp_path):
     results = runner.run(["demo:x"], tmp_path / "out", notebooks_dir=nbdir, timeout=3,
                          params={"WAIT": str(tmp_path / "pid")})
     assert results[0]["status"] == "failed" and runner.exit_code(results) == 1
-    assert "CellTimeoutError" in results[0]["message"] and "02_tables" in results[0]["message"]
+    msg = results[0]["message"]
+    assert msg.startswith("CellTimeout: code cell 2 ('import os, time') of 02_tables.ipynb ran "
+                          "longer than the 3 s timeout"), msg
     assert not (tmp_path / "out" / "x").exists()
+    assert (tmp_path / "out" / "x.failed" / "notebooks" / "01_labels.ipynb").exists()
+
+
+@pytest.mark.slow
+def test_a_hanging_cell_fails_within_its_timeout_naming_notebook_and_cell(tmp_path):
+    """The one way notebooks are executed (runner and tests) stops a cell that hangs: here a cell
+    that would sleep for ten minutes, stopped after 5 s with a message naming it."""
+    nb = _notebook('OUTPUT_DIR = None', 'x = 1')
+    nb.cells.append(nbformat.v4.new_code_cell("import time\ntime.sleep(600)  # a hang"))
+    src = tmp_path / "07_hang.ipynb"
+    nbformat.write(nb, src)
+    t0 = time.monotonic()
+    with pytest.raises(execution.CellTimeout) as info:
+        execution.execute_notebook(src, tmp_path / "out.ipynb", timeout=5,
+                                   kernel_log=tmp_path / "kernel.log")
+    assert time.monotonic() - t0 < 120          # stopped at its timeout, not after the sleep
+    assert str(info.value).startswith("code cell 3 ('import time') of 07_hang.ipynb ran longer "
+                                      "than the 5 s timeout and was stopped")
+
+
+def test_every_test_has_a_time_limit(pytestconfig):
+    """pytest-timeout is active with the limit set once in pyproject.toml: a hung test fails
+    with its name instead of stalling CI until its 90-minute limit."""
+    assert pytestconfig.pluginmanager.hasplugin("timeout")
+    assert 0 < float(pytestconfig.getini("timeout")) <= 900

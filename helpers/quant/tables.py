@@ -104,3 +104,14 @@ def compositions_frame(quants):
     import pandas as pd
 
     return pd.concat([q.table() for q in quants], ignore_index=True)
+
+
+def fit_quality(quant):
+    """One line on how well the line model explains each cluster spectrum of a workflow:
+    the range of the fits' reduced chi^2 (1 = Poisson noise only)."""
+    chi2 = [quant.compositions[c].fit.reduced_chi2 for c in quant.clusters
+            if quant.compositions[c].fit is not None]
+    if not chi2:
+        return f"workflow {quant.workflow}: {len(quant.clusters)} clusters (not fitted)"
+    return (f"workflow {quant.workflow}: {len(quant.clusters)} clusters, reduced chi^2 of the fits "
+            f"{min(chi2):.2f}-{max(chi2):.2f} (1 = the model explains the spectrum to Poisson noise)")
