@@ -173,7 +173,7 @@ def pairwise_max_z(quant, error="counting"):
     """Largest |z| over elements for every pair of clusters of one workflow (a square table)."""
     import pandas as pd
 
-    cl = quant.clusters
+    cl = [c for c in quant.clusters if quant.compositions[c].quantified]
     out = pd.DataFrame(np.zeros((len(cl), len(cl))), index=cl, columns=cl)
     for i, a in enumerate(cl):
         for b in cl[i + 1:]:
@@ -186,7 +186,7 @@ def pairwise_max_z(quant, error="counting"):
 def least_distinct_pair(quant, error="counting"):
     """The two clusters of a workflow whose compositions are closest in units of their errors
     (smallest maximum |z|): the split most likely to be an artefact. None for < 2 clusters."""
-    cl = list(quant.clusters)
+    cl = [c for c in quant.clusters if quant.compositions[c].quantified]
     if len(cl) < 2:
         return None
     t = pairwise_max_z(quant, error)

@@ -94,3 +94,40 @@ def test_entropy_table_from_quantification(tmp_path):
     path = results.write_entropy(t, tmp_path)
     df = pd.read_csv(path)
     assert list(df.columns) == results.ENTROPY_COLUMNS
+
+
+def test_site_model_follows_the_elements_and_can_be_set():
+    assert entropy.site_model(["Cr", "Mn", "Fe", "Co", "Ni"]).kind == "alloy"
+    m = entropy.site_model(["Ag", "Cu", "S", "Zn"])
+    assert (m.kind, m.sites, m.anions, m.factor) == ("compound", ("Ag", "Cu", "Zn"), ("S",), 0.5)
+    ox = entropy.site_model(["Co", "Cu", "Mg", "Ni", "O", "Zn"])      # a rock-salt HEO
+    assert ox.kind == "compound" and ox.anions == ("O",)
+    # a carbon support film and a Cu grid are not part of the phase
+    m = entropy.site_model(["C", "Cr", "Cu", "Fe", "Ni"], exclude=["C", "Cu"])
+    assert m.kind == "alloy" and m.sites == ("Cr", "Fe", "Ni") and m.excluded == ("C", "Cu")
+    assert entropy.site_model(["Fe", "Ni", "O"], model="alloy").sites == ("Fe", "Ni", "O")
+    with pytest.raises(ElementError):
+        entropy.site_model(["Fe", "Ni"], model="compound")
+    with pytest.raises(ParameterError):
+        entropy.site_model(["Fe", "Ni"], model="glass")
+
+
+def test_alloy_entropy_is_minus_sum_x_ln_x_per_atom_with_its_error():
+    els = ["Co", "Cr", "Fe", "Mn", "Ni"]
+    s, _ = entropy.configurational_entropy([20.0] * 5, els)
+    assert s == pytest.approx(np.log(5))                       # 1.609 R, one mixed site
+    assert entropy.ideal_maximum(5, kind="alloy") == pytest.approx(np.log(5))
+    x = np.array([35.0, 10.0, 25.0, 10.0, 20.0])
+    s, se = entropy.configurational_entropy(x, els, cov=np.diag((0.5 * np.ones(5)) ** 2))
+    y = x / 100
+    assert s == pytest.approx(-np.sum(y * np.log(y)))
+    # Monte Carlo check of the propagated error
+    rng = np.random.default_rng(0)
+    draws = [entropy.configurational_entropy(x + rng.normal(0, 0.5, 5), els)[0]
+             for _ in range(4000)]
+    assert se == pytest.approx(np.std(draws), rel=0.1)
+    # excluded carbon changes nothing but the renormalisation
+    s2, _ = entropy.configurational_entropy(np.append(x * 0.9, 10.0), els + ["C"], exclude=["C"])
+    assert s2 == pytest.approx(s)
+    with pytest.raises(ElementError):
+        entropy.metal_to_anion(x, els)

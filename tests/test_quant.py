@@ -408,3 +408,46 @@ def test_interior_and_whole_in_one_stack_match_separate_fits(hea6):
         np.testing.assert_allclose(q.compositions[c].at_percent, ci.at_percent, atol=1e-9)
         np.testing.assert_allclose(q.compositions[c].err_segmentation,
                                    np.abs(cw.at_percent - ci.at_percent), atol=1e-9)
+
+
+def test_an_empty_cluster_gets_a_nan_row_and_the_others_are_quantified(hea6, tmp_path):
+    """No run lost to one cluster: a cluster without characteristic counts (here: vacuum pixels)
+    and one below min_pixels get rows of NaN with a reason; every other cluster is quantified
+    and the contract files are written."""
+    import pandas as pd
+
+    s, truth = hea6
+    lab = truth.labels.copy()
+    vac = np.argwhere(truth.labels < 0)[:6]
+    lab[tuple(vac.T)] = 7                                   # 6 vacuum pixels: no lines at all
+    lab[tuple(np.argwhere(truth.labels == 0)[:2].T)] = 9    # 2 pixels: below min_pixels
+    q = quant.quantify_clusters(s, lab, workflow=1, min_pixels=3)
+    assert q.clusters == [0, 1, 2, 3, 7, 9]
+    for c in (0, 1, 2, 3):
+        assert q.compositions[c].quantified
+        assert np.isclose(q.compositions[c].at_percent.sum(), 100)
+    assert not q.compositions[7].quantified and "counts" in q.compositions[7].reason
+    assert q.compositions[9].reason == "fewer than 3 pixels"
+    assert np.all(np.isnan(q.compositions[7].at_percent))
+    table = quant.compositions_frame([q])
+    results.write_compositions(table, tmp_path)
+    df = pd.read_csv(tmp_path / "results" / "compositions_detail.csv")
+    assert df[df["cluster"] == 7]["at_percent"].isna().all()
+    assert df[df["cluster"] == 0]["reason"].isna().all()
+    from helpers import entropy
+    ent = entropy.entropy_table([q])
+    assert ent.set_index("cluster").loc[7, "reason"] == q.compositions[7].reason
+    assert np.isfinite(ent.set_index("cluster").loc[[0, 1, 2, 3], "s_conf_R"]).all()
+    assert "n/a" in quant.composition_table(q)["cluster 7"].iloc[0]
+
+
+def test_cliff_lorimer_reports_spectra_without_characteristic_counts(hea6_truth_quant):
+    q = hea6_truth_quant
+    comps = [q.compositions[c] for c in q.clusters]
+    I = np.array([c.intensities for c in comps])
+    C = np.array([c.intensity_cov for c in comps])
+    I[1] = -np.abs(I[1])                                  # all lines at or below zero
+    lines = quant.quant_lines(q.spectra)
+    out = quant.cliff_lorimer(q.spectra, I, C, lines)
+    assert not out[1].quantified and "no characteristic counts" in out[1].reason
+    np.testing.assert_allclose(out[0].at_percent, comps[0].at_percent)

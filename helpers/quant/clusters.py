@@ -13,7 +13,7 @@ import numpy as np
 
 from ..errors import DataError, ElementError, KFactorWarning, ParameterError
 from ..xray.kfactors import choose_line, defaulted_elements, load_kfactors
-from .composition import cliff_lorimer
+from .composition import Composition, cliff_lorimer
 from .linefit import beam_energy_of, energy_range_of, fit_line_intensities, window_line_intensities
 from .spectra import (cluster_spectra, interior_and_whole_spectra, interior_labels, new_like,
                       select_spectra, soft_weights)
@@ -52,16 +52,24 @@ def quantify_spectra(spectra, elements=None, kfactors=None, method="fit", energy
     Returns
     -------
     list of Composition
-        ``.fit`` holds the :class:`LineFit` (model, fitted curve) for ``method="fit"``.
+        ``.fit`` holds the :class:`LineFit` (model, fitted curve) for ``method="fit"``. A
+        spectrum that cannot be quantified (no counts, no characteristic counts) gets a
+        composition of NaN at% with its ``reason``; the others are quantified as usual.
     """
     lines = quant_lines(spectra, elements, kfactors)
     xls = [kf.xray_line for kf in lines]
     if method == "fit":
         fits = fit_line_intensities(spectra, xls, energy_range, background_order)
-        comps = cliff_lorimer(spectra, np.array([f.intensities for f in fits]),
-                              np.array([f.covariance for f in fits]), lines, "fit")
-        for c, f in zip(comps, fits):
-            c.fit = f
+        n = len(xls)
+        I = np.array([np.zeros(n) if f is None else f.intensities for f in fits])
+        C = np.array([np.eye(n) if f is None else f.covariance for f in fits])
+        comps = cliff_lorimer(spectra, I, C, lines, "fit")
+        for j, (c, f) in enumerate(zip(comps, fits)):
+            if f is None:
+                comps[j] = Composition.unquantified(lines, "fit", "no counts in the fit window "
+                                                    "(an empty cluster spectrum)")
+            else:
+                c.fit = f
     elif method == "windows":
         I, cov = window_line_intensities(spectra, xls)
         comps = cliff_lorimer(spectra, I, cov, lines, "windows")
@@ -105,18 +113,23 @@ class ClusterQuant:
 
     def table(self):
         """Long table: workflow, cluster, n_pixels, element, at_percent, at_percent_err
-        (total), at_percent_err_counting, xray_line, method."""
+        (total), at_percent_err_counting, xray_line, k_factor, k_factor_err, k_factor_source,
+        method, reason (why a cluster has NaN at%; empty when quantified)."""
         import pandas as pd
 
         rows = []
         for c in self.clusters:
             comp = self.compositions[c]
-            for e, xl, x, et, ec in zip(comp.elements, comp.xray_lines, comp.at_percent,
-                                        comp.err_total, comp.err_counting):
+            sources = getattr(comp, "kfactor_sources", None) or [""] * len(comp.elements)
+            for e, xl, x, et, ec, k, ke, src in zip(comp.elements, comp.xray_lines,
+                                                    comp.at_percent, comp.err_total,
+                                                    comp.err_counting, comp.kfactors,
+                                                    comp.kfactor_errs, sources):
                 rows.append(dict(workflow=self.workflow, cluster=c, n_pixels=comp.n_pixels,
                                  element=e, at_percent=float(x), at_percent_err=float(et),
                                  at_percent_err_counting=float(ec), xray_line=xl,
-                                 method=self.method))
+                                 k_factor=float(k), k_factor_err=float(ke), k_factor_source=src,
+                                 method=self.method, reason=comp.reason))
         return pd.DataFrame(rows)
 
 
@@ -139,7 +152,8 @@ def quantify_clusters(signal, labels, probabilities=None, workflow=1, elements=N
         Default: the signal's elements and the package's 200 kV table.
     method : {"fit", "windows"}
     min_pixels : int
-        Clusters with fewer labelled pixels are skipped.
+        Clusters with fewer labelled pixels get a row of NaN at% (with the reason) instead of
+        a composition; so do clusters whose spectrum has no characteristic counts.
     exclude_boundary : bool
         Hard masks only: quantify each cluster from its interior pixels
         (:func:`interior_labels`) and add a *segmentation* uncertainty, the per-element
@@ -150,7 +164,8 @@ def quantify_clusters(signal, labels, probabilities=None, workflow=1, elements=N
     Returns
     -------
     ClusterQuant
-        ``n_pixels`` of each composition is the number of pixels (or weight) quantified.
+        ``n_pixels`` of each composition is the number of pixels (or weight) quantified;
+        ``spectra`` holds the spectra of the clusters that had enough pixels.
     """
     use_interior = exclude_boundary and probabilities is None
     if use_interior:
@@ -162,34 +177,46 @@ def quantify_clusters(signal, labels, probabilities=None, workflow=1, elements=N
     n_pix = list(spectra.metadata.Clusters.n_pixels)
     wsum = list(spectra.metadata.Clusters.weight_sum)
     keep = [i for i in range(len(ids)) if n_pix[i] >= min_pixels and wsum[i] > 0]
-    if not keep:
-        raise DataError(f"No cluster has at least {min_pixels} pixels: lower min_pixels.")
-    if len(keep) < len(ids):
+    if keep and len(keep) < len(ids):
         spectra = select_spectra(spectra, keep)
         if use_interior:
             whole = select_spectra(whole, keep)
-    kept = [ids[i] for i in keep]
-    seg = {}
-    if use_interior:
-        # interior and whole-mask spectra fitted as one stack: one model, one exspy CL call
-        both = new_like(spectra, np.concatenate([spectra.data, whole.data]),
-                         title=spectra.metadata.General.title)
-        both_comps = quantify_spectra(both, elements, kfactors, method)
-        comps = both_comps[:len(kept)]
-        for c, comp in zip(kept, both_comps[len(kept):]):
-            seg[c] = comp.at_percent  # whole-mask composition
-    else:
-        comps = quantify_spectra(spectra, elements, kfactors, method)
+    comps = _quantify_kept(spectra, whole if use_interior else None, elements, kfactors,
+                           method) if keep else []
+    lines = None
     out = {}
-    for c, i, comp in zip(kept, keep, comps):
+    for i, c in enumerate(ids):
+        if i in keep:
+            comp = comps[keep.index(i)]
+        else:   # too small to quantify: a row of NaN that says why
+            lines = lines or quant_lines(signal, elements, kfactors)
+            comp = Composition.unquantified(lines, method, f"fewer than {min_pixels} pixels"
+                                            if n_pix[i] < min_pixels else "zero weight")
         comp.n_pixels = float(wsum[i]) if probabilities is not None else int(n_pix[i])
-        if c in seg:
-            d = seg[c] - comp.at_percent
+        out[c] = comp
+    return ClusterQuant(workflow, ids, out, spectra, method, np.asarray(labels))
+
+
+def _quantify_kept(spectra, whole, elements, kfactors, method):
+    """Compositions of the spectra of ``spectra``; with ``whole`` (the same clusters' whole-mask
+    spectra), each gets the segmentation uncertainty: the per-element difference between the
+    whole-mask and the interior compositions, added to ``cov_total``."""
+    if spectra.data.shape[0] == 0:
+        return []
+    if whole is None:
+        return quantify_spectra(spectra, elements, kfactors, method)
+    # interior and whole-mask spectra fitted as one stack: one model, one exspy CL call
+    n = spectra.data.shape[0]
+    both = new_like(spectra, np.concatenate([spectra.data, whole.data]),
+                    title=spectra.metadata.General.title)
+    both_comps = quantify_spectra(both, elements, kfactors, method)
+    comps = both_comps[:n]
+    for comp, w in zip(comps, both_comps[n:]):
+        if comp.quantified and w.quantified:
+            d = w.at_percent - comp.at_percent
             comp.err_segmentation = np.abs(d)
             comp.cov_total = comp.cov_total + np.diag(d ** 2)
-        out[c] = comp
-    comps = out
-    return ClusterQuant(workflow, kept, comps, spectra, method, np.asarray(labels))
+    return comps
 
 
 def quantify_workflows(signal, labels, weighted=False, method="fit", elements=None,

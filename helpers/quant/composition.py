@@ -46,6 +46,23 @@ class Composition:
     n_pixels: float = np.nan
     fit: object = None
     err_segmentation: np.ndarray = None
+    reason: str = ""            # why there is no composition (NaN at%); "" when quantified
+
+    @property
+    def quantified(self):
+        """True when the composition was measured (False: NaN at% and a ``reason``)."""
+        return not self.reason
+
+    @classmethod
+    def unquantified(cls, lines, method, reason, intensities=None):
+        """A composition of NaN at% that says why the spectrum could not be quantified."""
+        n = len(lines)
+        nan = np.full(n, np.nan)
+        return cls([kf.element for kf in lines], [kf.xray_line for kf in lines], nan.copy(),
+                   np.full((n, n), np.nan), np.full((n, n), np.nan),
+                   nan.copy() if intensities is None else np.asarray(intensities, float),
+                   np.full((n, n), np.nan), np.array([kf.k for kf in lines]),
+                   np.array([kf.k_err for kf in lines]), method, reason=reason)
 
     @property
     def err_counting(self):
@@ -154,16 +171,25 @@ def cliff_lorimer(spectra, intensities, intensity_covs, lines, method="fit"):
     k_err = np.array([kf.k_err for kf in lines])
     I = np.atleast_2d(np.asarray(intensities, float))
     C = np.asarray(intensity_covs, float).reshape(I.shape[0], I.shape[1], I.shape[1])
-    at = _exspy_cl(spectra, I, k, xray_lines)
     A = atomic_weights(elements)
+    # spectra whose lines hold no characteristic counts cannot be quantified; they get a
+    # composition of NaN with the reason, and the others are quantified as usual
+    ok = [j for j in range(I.shape[0]) if (k * I[j] / A).sum() > 0]
+    at = _exspy_cl(spectra, I[ok], k, xray_lines) if ok else np.empty((0, len(k)))
     out = []
     for j in range(I.shape[0]):
+        if j not in ok:
+            out.append(Composition.unquantified(
+                lines, method, "no characteristic counts: the fitted line intensities sum to "
+                "zero or less (too few pixels or counts in this cluster)", I[j]))
+            continue
         x, J_I, J_k = cl_jacobians(I[j], k, A)
-        if not np.allclose(at[j], 100 * x, atol=1e-6):  # guards the propagation formula
+        a = at[ok.index(j)]
+        if not np.allclose(a, 100 * x, atol=1e-6):  # guards the propagation formula
             raise RuntimeError("Internal check failed: exspy's CL result differs from the "
                                "propagation formula.")
         cov_c = 1e4 * J_I @ C[j] @ J_I.T
         cov_k = 1e4 * J_k @ np.diag(k_err ** 2) @ J_k.T
-        out.append(Composition(elements, xray_lines, at[j], cov_c, cov_c + cov_k, I[j], C[j],
+        out.append(Composition(elements, xray_lines, a, cov_c, cov_c + cov_k, I[j], C[j],
                                k, k_err, method))
     return out

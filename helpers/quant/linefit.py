@@ -212,7 +212,10 @@ class _LazyModel:
         d = self.design
         scale = float(m.signal.axes_manager.signal_axes[0].scale)
         bg_comp = m.background_components[0]
-        for j, (beta, cov) in enumerate(self.values):
+        for j, value in enumerate(self.values):
+            if value is None:        # an empty spectrum: not fitted
+                continue
+            beta, cov = value
             idx = () if self.single else (j,)
             for i, name in enumerate(d.names):
                 m[name].A.map["values"][idx] = beta[i]
@@ -379,14 +382,13 @@ def fit_line_intensities(spectra, xray_lines, energy_range=None, background_orde
 
     Returns
     -------
-    list of LineFit
-        One per spectrum (a list of one for a single spectrum).
+    list of LineFit or None
+        One per spectrum (a list of one for a single spectrum); None for a spectrum without
+        counts in the fit window (nothing to fit).
     """
     Y, single = _as_stack(spectra)
     if not np.all(np.isfinite(Y)) or np.any(Y < 0):
         raise DataError("The spectrum has negative or non-finite counts: quantify raw counts.")
-    if np.any(Y.sum(-1) <= 0):
-        raise DataError("A spectrum is empty (zero counts): quantify clusters that have pixels.")
     d = _cached_design(spectra, xray_lines, energy_range, background_order)
     full_ax = spectra.axes_manager.signal_axes[0]
     i0 = int(round((d.energies[0] - full_ax.offset) / full_ax.scale))
@@ -395,29 +397,40 @@ def fit_line_intensities(spectra, xray_lines, energy_range=None, background_orde
         variance = _variance_of(spectra)
     V = None if variance is None else np.asarray(variance, float).reshape(Y.shape)
     model = _LazyModel(spectra, xray_lines, energy_range, background_order, d, single)
+    sel = [d.names.index(xl) for xl in xray_lines]
     fits = []
     for j in range(Y.shape[0]):
         y = Y[j, i0:i0 + n]
+        if not y.sum() > 0:   # nothing to fit: the caller reports this spectrum unquantified
+            model.values.append(None)
+            fits.append(None)
+            continue
         v = None if V is None else V[j, i0:i0 + n]
-        if v is not None and np.allclose(v, y):
-            v = None  # hard mask: plain Poisson
-        var_factor = 1.0 if v is None else max(v.sum() / max(y.sum(), 1e-12), 1e-12)
-        beta, cov, mu = poisson_linear_fit(y, d.X, variance=v, var_factor=var_factor)
-        dof = max(n - d.X.shape[1], 1)
-        chi2 = float(np.sum((y - mu) ** 2 / np.maximum(mu, VARIANCE_FLOOR) / var_factor) / dof)
-        # A model that misses something (an element not listed, a wrong detector resolution or
-        # calibration) leaves chi^2/dof well above 1; then the Poisson covariance understates
-        # the error and is scaled by chi^2/dof (Birge ratio), as HyperSpy's linear fit does.
-        # Within statistical scatter of 1 (5 standard deviations) it is left exact.
-        scale2 = chi2 if chi2 > 1 + CHI2_TOLERANCE * np.sqrt(2.0 / dof) else 1.0
-        cov = cov * scale2
+        beta, cov, mu, chi2, scale2 = _fit_one(y, v, d.X)
         model.values.append((beta, cov))
-        sel = [d.names.index(xl) for xl in xray_lines]
         fits.append(LineFit(list(xray_lines), beta[sel], cov[np.ix_(sel, sel)], model, mu,
                             d.energies, y, chi2, list(d.names), beta[:d.n_lines],
-                            cov[:d.n_lines, :d.n_lines], background=d.X[:, d.n_lines:] @ beta[d.n_lines:],
+                            cov[:d.n_lines, :d.n_lines],
+                            background=d.X[:, d.n_lines:] @ beta[d.n_lines:],
                             index=j, error_scale=float(np.sqrt(scale2))))
     return fits
+
+
+def _fit_one(y, v, X):
+    """Poisson fit of one spectrum window ``y`` (variance spectrum ``v`` for weighted sums):
+    ``(beta, cov, mu, reduced chi^2, factor applied to cov)``."""
+    if v is not None and np.allclose(v, y):
+        v = None  # hard mask: plain Poisson
+    var_factor = 1.0 if v is None else max(v.sum() / max(y.sum(), 1e-12), 1e-12)
+    beta, cov, mu = poisson_linear_fit(y, X, variance=v, var_factor=var_factor)
+    dof = max(X.shape[0] - X.shape[1], 1)
+    chi2 = float(np.sum((y - mu) ** 2 / np.maximum(mu, VARIANCE_FLOOR) / var_factor) / dof)
+    # A model that misses something (an element not listed, a wrong detector resolution or
+    # calibration) leaves chi^2/dof well above 1; then the Poisson covariance understates the
+    # error and is scaled by chi^2/dof (Birge ratio), as HyperSpy's linear fit does. Within
+    # statistical scatter of 1 (5 standard deviations) it is left exact.
+    scale2 = chi2 if chi2 > 1 + CHI2_TOLERANCE * np.sqrt(2.0 / dof) else 1.0
+    return beta, cov * scale2, mu, chi2, scale2
 
 
 def window_line_intensities(spectra, xray_lines, line_width=(2.0, 2.0), windows_width=1.0,

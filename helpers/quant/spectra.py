@@ -198,7 +198,9 @@ def get_spectrum(spectra, index):
 
 def select_spectra(spectra, keep):
     """The spectra ``keep`` (indices) of a stack, with their variance and cluster metadata."""
-    out = spectra.inav[keep] if len(keep) > 1 else spectra.inav[keep[0]:keep[0] + 1]
+    out = new_like(spectra, np.asarray(spectra.data)[list(keep)],
+                   title=spectra.metadata.General.title)
+    out.axes_manager.navigation_axes[0].name = "cluster"
     var = spectra.metadata.get_item("Signal.Noise_properties.variance")
     if var is not None:
         out.metadata.set_item("Signal.Noise_properties.variance",

@@ -24,8 +24,8 @@ def composition_table(quant, error="total", digits=2):
     for c in quant.clusters:
         comp = quant.compositions[c]
         err = comp.err_total if error == "total" else comp.err_counting
-        cols[f"cluster {c}"] = [f"{x:.{digits}f} ± {e:.{digits}f}" for x, e in
-                                zip(comp.at_percent, err)]
+        cols[f"cluster {c}"] = [f"{x:.{digits}f} ± {e:.{digits}f}" if comp.quantified
+                                else "n/a" for x, e in zip(comp.at_percent, err)]
     df = pd.DataFrame(cols, index=quant.elements)
     df.index.name = f"workflow {quant.workflow} (at%)"
     return df
@@ -44,6 +44,8 @@ def truth_table(quant, truth):
     spectra_ids = list(quant.clusters)
     for c in spectra_ids:
         comp = quant.compositions[c]
+        if not comp.quantified:
+            continue
         lab = quant.labels if getattr(quant, "labels", None) is not None else None
         if lab is None:
             raise ParameterError("truth_table needs the labels: pass a ClusterQuant from "
