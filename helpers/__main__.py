@@ -31,7 +31,9 @@ def _parser():
                     "Results go to OUT/<name>/{notebooks,figures,results}.",
         epilog="INPUT is a file path or a demo name: demo:hea6, demo:hea7, demo:hea7_coreshell, "
                "optionally with options, e.g. 'demo:hea6?size=96&dose=40&seed=0' (quote it). "
-               "Exit status: 0 all inputs ok, 2 bad input, 1 other failure.")
+               "Exit status: 0 all inputs complete; 1 something unexpected (a bug, a cell "
+               "timeout) stopped an input; 2 bad input stopped an input before any notebook "
+               "finished; 3 bad input stopped an input part-way (earlier results kept).")
     r.add_argument("inputs", nargs="+", metavar="INPUT")
     r.add_argument("--out", required=True, metavar="DIR", help="run folder (created if missing)")
     r.add_argument("--elements", nargs="+", metavar="E",
@@ -77,13 +79,16 @@ def _run(args):
                          overwrite=args.overwrite, debug=args.debug, timeout=args.timeout)
     print()
     print(runner.format_table(results))
-    failed = [r for r in results if r["status"] != "ok"]
-    for r in failed:
-        print(f"FAILED {r['name']} ({r['input']}): {r['message']}", file=sys.stderr)
+    for r in [r for r in results if r["status"] != "ok"]:
+        word = "PARTIAL" if r["status"] == "partial" else "FAILED"
+        print(f"{word} {r['name']} ({r['input']}): {r['message']}", file=sys.stderr)
         if args.debug and r.get("traceback"):
             print(r["traceback"], file=sys.stderr)
-        if r["folder"].endswith(".failed"):
-            print(f"       partial run kept in {r['folder']}", file=sys.stderr)
+        if r["status"] == "partial":
+            print(f"       the notebooks before it completed; their results are in {r['folder']}",
+                  file=sys.stderr)
+        elif r["folder"].endswith(".failed"):
+            print(f"       what it wrote is kept in {r['folder']}", file=sys.stderr)
     return runner.exit_code(results)
 
 

@@ -209,7 +209,9 @@ def run_input(spec, name, out, notebooks, injected, overwrite=False, debug=False
     result = {"name": name, "input": spec, "status": "failed", "kind": "error", "message": "",
               "seconds": 0.0, "folder": str(final), "problems": [], "ari": None}
     t0 = time.perf_counter()
-    progress = {"seconds": {}, "notebook": None}   # filled in as notebooks finish
+    # filled in as notebooks run: the one running, seconds and parameters of each finished one
+    progress = {"seconds": {}, "notebook": None, "parameters": {}}
+    run = None
     try:
         data = resolve_input(spec)
         if final.exists() and not overwrite:
@@ -218,29 +220,23 @@ def run_input(spec, name, out, notebooks, injected, overwrite=False, debug=False
         for sub in ("notebooks", "figures", "results"):
             (staging / sub).mkdir(parents=True, exist_ok=True)
         params = dict(injected, DATA=data, OUTPUT_DIR=str(staging))
-        effective = _run_notebooks(name, notebooks, declared or _declared_by_notebook(notebooks),
-                                   params, staging, final, timeout, progress)
-        check = check_results(staging / "results")
-        result["problems"] = check["problems"]
-        result["ari"] = check.get("ari")
-        summary = {
-            "name": name, "input": spec, "data": data,
-            "notebooks": [nb.name for nb in notebooks],
-            "parameters": {k: _jsonable(v) for k, v in effective.items()},
-            "injected": {k: _jsonable(v) for k, v in dict(params, OUTPUT_DIR=str(final)).items()},
-            "versions": versions if versions is not None else _versions(),
-            "seconds": progress["seconds"],
-            "seconds_total": round(time.perf_counter() - t0, 2),
-            "finished": datetime.now(timezone.utc).isoformat(timespec="seconds"),
-            **check,
-        }
-        (staging / "results" / "summary.json").write_text(json.dumps(summary, indent=2) + "\n",
-                                                          encoding="utf-8")
-        _move_into_place(staging, final)
-        result.update(status="ok", kind="", message="")
+        run = dict(name=name, input=spec, data=data, notebooks=[nb.name for nb in notebooks],
+                   injected=dict(params, OUTPUT_DIR=str(final)), t0=t0,
+                   versions=versions if versions is not None else _versions())
+        _run_notebooks(name, notebooks, declared or _declared_by_notebook(notebooks), params,
+                       staging, final, timeout, progress)
+        _finish(staging, final, result, run, progress)
     except BaseException as exc:  # noqa: BLE001 - every failure is reported per input
         result.update(_describe_failure(exc, progress["notebook"], debug))
-        _keep_failed(staging, out / f"{name}.failed", result)
+        partial = run is not None and progress["seconds"] and not isinstance(exc, KeyboardInterrupt)
+        if partial:   # earlier notebooks finished: keep every output they wrote
+            target = out / f"{name}.partial" if final.exists() else final
+            try:
+                _finish(staging, target, result, run, progress, failure=result)
+            except OSError:
+                _keep_failed(staging, out / f"{name}.failed", result)
+        else:
+            _keep_failed(staging, out / f"{name}.failed", result)
         if isinstance(exc, KeyboardInterrupt):
             raise
     finally:
@@ -249,12 +245,43 @@ def run_input(spec, name, out, notebooks, injected, overwrite=False, debug=False
     return result
 
 
+def _finish(staging, target, result, run, progress, failure=None):
+    """Check the results, write ``summary.json`` and move the staging folder to ``target``.
+
+    ``failure`` (the failed input's result) makes it a *partial* run: the notebooks that
+    finished keep their outputs, and the summary says which notebook failed and why.
+    """
+    check = check_results(staging / "results")
+    status = "ok" if failure is None else "partial"
+    summary = {
+        "name": run["name"], "input": run["input"], "data": run["data"], "status": status,
+        "notebooks": run["notebooks"],
+        "completed": list(progress["seconds"]),
+        "parameters": {k: _jsonable(v) for k, v in progress["parameters"].items()},
+        "injected": {k: _jsonable(v) for k, v in run["injected"].items()},
+        "versions": run["versions"],
+        "seconds": progress["seconds"],
+        "seconds_total": round(time.perf_counter() - run["t0"], 2),
+        "finished": datetime.now(timezone.utc).isoformat(timespec="seconds"),
+        **({} if failure is None else {"failed_notebook": progress["notebook"],
+                                       "message": failure["message"]}),
+        **check,
+    }
+    (staging / "results" / "summary.json").write_text(json.dumps(summary, indent=2) + "\n",
+                                                      encoding="utf-8")
+    _move_into_place(staging, target)
+    result.update(problems=check["problems"], ari=check.get("ari"), folder=str(target),
+                  status=status)
+    if failure is None:
+        result.update(kind="", message="")
+
+
 def _run_notebooks(name, notebooks, declared, params, staging, final, timeout, progress):
     """Execute ``notebooks`` in order into ``staging/notebooks``; each gets the parameters its
     ``parameters`` cell declares. Returns ``{notebook stem: effective parameters}`` (the values
     it ran with, ``OUTPUT_DIR`` as the final folder); ``progress`` records the notebook running
     and the seconds of each finished one."""
-    effective = {}
+    effective = progress["parameters"]
     for nb in notebooks:
         names = declared[nb.name]
         mine = params if names is None else {k: v for k, v in params.items() if k in names}
@@ -473,11 +500,36 @@ def run(inputs, out, elements=None, beam_energy=None, kfactors=None, params=None
     tasks = [(spec, name, out, notebooks, injected, overwrite, debug, versions, declared, timeout)
              for spec, name in zip(inputs, names)]
     if jobs == 1 or len(tasks) == 1:
-        return [run_input(*t) for t in tasks]
-    with ProcessPoolExecutor(max_workers=min(jobs, len(tasks)),
-                             mp_context=get_context("spawn")) as pool:
-        futures = [pool.submit(run_input, *t) for t in tasks]
-        return [f.result() for f in futures]
+        results = [run_input(*t) for t in tasks]
+    else:
+        with ProcessPoolExecutor(max_workers=min(jobs, len(tasks)),
+                                 mp_context=get_context("spawn")) as pool:
+            futures = [pool.submit(run_input, *t) for t in tasks]
+            results = [f.result() for f in futures]
+    write_run_summary(out, results)
+    return results
+
+
+#: The batch's own summary, at the run folder's root: one entry per input of the last run.
+RUN_SUMMARY = "run_summary.json"
+
+
+def write_run_summary(out, results):
+    """``out/run_summary.json``: status, message, folder and seconds of every input, and the
+    exit status (:func:`exit_code`). Inputs of earlier runs into the same folder are kept."""
+    path = Path(out) / RUN_SUMMARY
+    try:
+        old = json.loads(path.read_text(encoding="utf-8")).get("inputs", {})
+    except (OSError, ValueError):
+        old = {}
+    keep = ("input", "status", "kind", "message", "folder", "seconds", "ari", "problems")
+    old.update({r["name"]: {k: r.get(k) for k in keep} for r in results})
+    summary = {"finished": datetime.now(timezone.utc).isoformat(timespec="seconds"),
+               "exit_status": exit_code(results), "inputs": old}
+    tmp = path.with_name(f".{RUN_SUMMARY}.{os.getpid()}.tmp")
+    tmp.write_text(json.dumps(summary, indent=2) + "\n", encoding="utf-8")
+    os.replace(tmp, path)
+    return path
 
 
 def format_table(results):
@@ -487,6 +539,8 @@ def format_table(results):
         ari = "-" if r.get("ari") is None else f"{r['ari']:.3f}"
         if r["status"] == "ok":
             note = r["folder"] + (f"  (warning: {'; '.join(r['problems'])})" if r["problems"] else "")
+        elif r["status"] == "partial":
+            note = f"{r['message']}; earlier results in {r['folder']}"
         else:
             note = r["message"]
         rows.append((r["name"], r["status"], f"{r['seconds']:.1f}", ari, note))
@@ -497,8 +551,14 @@ def format_table(results):
 
 
 def exit_code(results):
-    """0 when every input succeeded; 1 if any failed unexpectedly; else 2 (bad input)."""
-    failed = [r for r in results if r["status"] != "ok"]
-    if not failed:
-        return 0
-    return 1 if any(r["kind"] != "input" for r in failed) else 2
+    """The run's exit status: 0 every input complete; 1 something unexpected stopped an input
+    (a bug, a cell timeout), whether or not earlier notebooks had finished; 2 bad input stopped
+    an input before any notebook finished (a one-line message says what to do); 3 bad input
+    stopped an input part-way (the earlier notebooks' outputs are kept: a partial run). The
+    first that applies, in the order 1, 2, 3, 0."""
+    stopped = [r for r in results if r["status"] != "ok"]
+    if any(r["kind"] != "input" for r in stopped):
+        return 1
+    if any(r["status"] == "failed" for r in stopped):
+        return 2
+    return 3 if any(r["status"] == "partial" for r in results) else 0

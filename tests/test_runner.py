@@ -144,6 +144,8 @@ def test_exit_code_and_table():
     assert runner.exit_code([ok]) == 0
     assert runner.exit_code([ok, bad_input]) == 2
     assert runner.exit_code([ok, bad_input, bug]) == 1
+    partial = dict(bad_input, name="d", status="partial")
+    assert runner.exit_code([ok, partial]) == 3 and runner.exit_code([partial, bad_input]) == 2
     table = runner.format_table([ok, bad_input])
     assert "0.500" in table and "InputFileError: x" in table
 
@@ -204,17 +206,28 @@ def test_valid_inputs_finish_and_bad_ones_are_named(shared_run):
     proc, out = shared_run["proc"], shared_run["out"]
     assert proc.returncode == 1, proc.stderr                   # a bug among the failures -> 1
     assert "FAILED missing (" in proc.stderr and "missing.emd does not exist" in proc.stderr
-    assert "FAILED x_failbug" in proc.stderr and "ZeroDivisionError" in proc.stderr
+    assert "PARTIAL x_failbug" in proc.stderr and "ZeroDivisionError" in proc.stderr
     assert "02_tables.ipynb" in proc.stderr                   # says where it failed
     assert "Traceback" not in proc.stderr + proc.stdout       # no traceback without --debug
     for name in ("x", "x_big1", "map"):
         assert (out / name / "notebooks" / "02_tables.ipynb").exists()
-    assert (out / "x_failbug.failed" / "notebooks" / "02_tables.ipynb").exists()
-    assert not (out / "x_failbug").exists() and not (out / "missing").exists()
+    # a notebook failing after others finished: a partial run, earlier outputs kept in place
+    partial = out / "x_failbug"
+    assert (partial / "results" / "labels_workflow1.npy").exists()
+    assert (partial / "notebooks" / "02_tables.ipynb").exists()      # open it: where it stopped
+    summary = json.loads((partial / "results" / "summary.json").read_text())
+    assert summary["status"] == "partial" and summary["completed"] == ["01_labels"]
+    assert summary["failed_notebook"] == "02_tables.ipynb"
+    assert "ZeroDivisionError" in summary["message"]
+    assert not (out / "missing").exists() and not (out / "x_failbug.failed").exists()
     table = proc.stdout[proc.stdout.index("input  "):]
     assert [line.split()[:2] for line in table.splitlines()[2:]] == [
         ["x", "ok"], ["x_big1", "ok"], ["map", "ok"], ["missing", "failed"],
-        ["x_failbug", "failed"]]
+        ["x_failbug", "partial"]]
+    run = json.loads((out / runner.RUN_SUMMARY).read_text())
+    assert run["exit_status"] == 1
+    assert {k: v["status"] for k, v in run["inputs"].items()} == {
+        "x": "ok", "x_big1": "ok", "map": "ok", "missing": "failed", "x_failbug": "partial"}
 
 
 @pytest.mark.slow
@@ -265,22 +278,27 @@ def test_existing_run_folder_needs_overwrite(shared_run, nbdir):
 
 
 @pytest.mark.slow
-def test_notebook_heaerror_is_one_line_status_2_and_keeps_old_results(shared_run, nbdir):
+def test_notebook_heaerror_is_one_line_partial_status_3_and_keeps_old_results(shared_run, nbdir):
+    """A notebook failing on bad input after 01 finished: one line, exit status 3 (partial);
+    the complete earlier run of that input is not replaced by the partial one (kept beside it
+    as x.partial)."""
     out = shared_run["out"]
     digest = _tree_digest(out / "x")
     proc = _cli("demo:x", "--out", out, "--notebooks", nbdir, "--overwrite", "-p", "BOOM", "input")
-    assert proc.returncode == 2
-    assert ("FAILED x (demo:x): ParameterError: BOOM is set: unset it to continue "
+    assert proc.returncode == 3
+    assert ("PARTIAL x (demo:x): ParameterError: BOOM is set: unset it to continue "
             "(in 02_tables.ipynb)") in proc.stderr
     assert "Traceback" not in proc.stderr + proc.stdout
     assert _tree_digest(out / "x") == digest                    # earlier results intact
-    assert (out / "x.failed" / "notebooks" / "01_labels.ipynb").exists()
+    assert (out / "x.partial" / "notebooks" / "01_labels.ipynb").exists()
+    assert (out / "x.partial" / "results" / "labels_workflow1.npy").exists()
 
 
 @pytest.mark.slow
 def test_debug_keeps_the_traceback(nbdir, tmp_path):
     results = runner.run(["demo:x?fail=input"], tmp_path / "out", notebooks_dir=nbdir, debug=True)
-    assert results[0]["kind"] == "input" and runner.exit_code(results) == 2
+    assert results[0]["kind"] == "input" and results[0]["status"] == "partial"
+    assert runner.exit_code(results) == 3
     assert "ParameterError" in results[0]["traceback"] and "02_tables" in results[0]["message"]
 
 
@@ -339,12 +357,11 @@ def test_execute_in_place_refreshes_outputs_and_keeps_failures_unchanged(tmp_pat
 def test_cell_timeout_fails_the_input_not_the_run(nbdir, tmp_path):
     results = runner.run(["demo:x"], tmp_path / "out", notebooks_dir=nbdir, timeout=3,
                          params={"WAIT": str(tmp_path / "pid")})
-    assert results[0]["status"] == "failed" and runner.exit_code(results) == 1
+    assert results[0]["status"] == "partial" and runner.exit_code(results) == 1
     msg = results[0]["message"]
     assert msg.startswith("CellTimeout: code cell 2 ('import os, time') of 02_tables.ipynb ran "
                           "longer than the 3 s timeout"), msg
-    assert not (tmp_path / "out" / "x").exists()
-    assert (tmp_path / "out" / "x.failed" / "notebooks" / "01_labels.ipynb").exists()
+    assert (tmp_path / "out" / "x" / "results" / "labels_workflow1.npy").exists()   # 01's output
 
 
 @pytest.mark.slow

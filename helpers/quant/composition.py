@@ -47,6 +47,7 @@ class Composition:
     fit: object = None
     err_segmentation: np.ndarray = None
     reason: str = ""            # why there is no composition (NaN at%); "" when quantified
+    kfactor_sources: list = None   # where each k-factor came from (table, model, user file)
 
     @property
     def quantified(self):
@@ -62,7 +63,8 @@ class Composition:
                    np.full((n, n), np.nan), np.full((n, n), np.nan),
                    nan.copy() if intensities is None else np.asarray(intensities, float),
                    np.full((n, n), np.nan), np.array([kf.k for kf in lines]),
-                   np.array([kf.k_err for kf in lines]), method, reason=reason)
+                   np.array([kf.k_err for kf in lines]), method, reason=reason,
+                   kfactor_sources=[kf.source for kf in lines])
 
     @property
     def err_counting(self):
@@ -191,5 +193,5 @@ def cliff_lorimer(spectra, intensities, intensity_covs, lines, method="fit"):
         cov_c = 1e4 * J_I @ C[j] @ J_I.T
         cov_k = 1e4 * J_k @ np.diag(k_err ** 2) @ J_k.T
         out.append(Composition(elements, xray_lines, a, cov_c, cov_c + cov_k, I[j], C[j],
-                               k, k_err, method))
+                               k, k_err, method, kfactor_sources=[kf.source for kf in lines]))
     return out
