@@ -40,6 +40,9 @@ def _parser():
                    help="element symbols, e.g. --elements Cu Zn Sn S (default: from the file)")
     r.add_argument("--beam-energy", type=float, metavar="KV",
                    help="beam energy in kV (default: from the file)")
+    r.add_argument("--signal", type=int, metavar="N",
+                   help="which spectrum image of a file holding several (its number, as printed "
+                        "when loading; default: the largest)")
     r.add_argument("--kfactors", metavar="FILE",
                    help="k-factor CSV (element,line,k_factor,k_factor_err) replacing the "
                         "package's table for the elements it lists")
@@ -75,7 +78,9 @@ def _run(args):
 
     results = runner.run(args.inputs, args.out, elements=args.elements,
                          beam_energy=args.beam_energy, kfactors=args.kfactors,
-                         params=args.parameter, notebooks_dir=args.notebooks, jobs=args.jobs,
+                         params=args.parameter + ([("SIGNAL", str(args.signal))]
+                                                  if args.signal is not None else []),
+                         notebooks_dir=args.notebooks, jobs=args.jobs,
                          overwrite=args.overwrite, debug=args.debug, timeout=args.timeout)
     print()
     print(runner.format_table(results))

@@ -63,45 +63,101 @@ def _is_eds(sig):
     return "EDS" in str(sig.metadata.Signal.get_item("signal_type", "")) or "EDS" in type(sig).__name__
 
 
-def pick_spectrum_image(signals, source="the file", verbose=True):
+def _candidates(signals):
+    """Indices of the EDS spectrum images (2 navigation axes, 1 energy axis) among ``signals``."""
+    found = [i for i, s in enumerate(signals) if s.axes_manager.signal_dimension == 1
+             and s.axes_manager.navigation_dimension == 2 and _is_eds(s)]
+    if not found:  # a 1-D signal without EDS type but with an energy axis is accepted too
+        found = [i for i, s in enumerate(signals) if s.axes_manager.signal_dimension == 1
+                 and s.axes_manager.navigation_dimension == 2
+                 and str(s.axes_manager.signal_axes[0].units).lower() in ("kev", "ev")]
+    return found
+
+
+def _total(sig):
+    t = sig.data.sum()
+    return float(t.compute() if hasattr(t, "compute") else t)
+
+
+def pick_spectrum_image(signals, source="the file", verbose=True, index=None):
     """From the signals of a file, pick the EDS spectrum image (2 navigation axes, 1 energy axis).
 
-    Velox and Bruker files hold several signals (images, per-detector sum spectra, the SI); the
-    largest EDS signal with two navigation axes is taken, and the choice is printed.
+    Velox, Bruker and Phenom files hold several signals (images, per-detector sum spectra, line
+    scans, one or more spectrum images). Rule: the spectrum image with the most pixels; among
+    equally large ones, the one with the most counts (the longest acquisition). The choice is
+    printed, with every spectrum image the file holds, so another can be chosen by ``index``
+    (its number in that list: the file's signal number, ``SIGNAL`` / ``--signal``).
+
+    Raises
+    ------
+    NotSpectrumImageError
+        When the file holds no spectrum image, or ``index`` is not one of them.
     """
-    candidates = [s for s in signals if s.axes_manager.signal_dimension == 1
-                  and s.axes_manager.navigation_dimension == 2 and _is_eds(s)]
-    if not candidates:  # a 1-D signal without EDS type but with an energy axis is accepted too
-        candidates = [s for s in signals if s.axes_manager.signal_dimension == 1
-                      and s.axes_manager.navigation_dimension == 2
-                      and str(s.axes_manager.signal_axes[0].units).lower() in ("kev", "ev")]
-    if not candidates:
-        what = "; ".join(_describe(s) for s in signals)
-        if any(s.axes_manager.signal_dimension == 2 for s in signals) and len(signals) == 1:
-            hint = "it is an image, not a spectrum image"
-        elif any(s.axes_manager.navigation_dimension == 0 for s in signals) and len(signals) == 1:
-            hint = "it is a single spectrum, not a spectrum image"
-        elif any(s.axes_manager.navigation_dimension == 1 for s in signals) and len(signals) == 1:
-            hint = "it is a line scan; a 2-D map is needed"
-        else:
-            hint = "none of its signals is an EDS spectrum image with two navigation axes"
-        raise NotSpectrumImageError(f"{source} holds no EDS spectrum image ({hint}: {what}): "
-                                    "give a file with an EDS map (x, y, energy).")
-    chosen = max(candidates, key=lambda s: np.prod(s.axes_manager.navigation_shape))
+    found = _candidates(signals)
+    if not found:
+        raise _no_spectrum_image(signals, source)
+    if index is not None:
+        if isinstance(index, bool) or not isinstance(index, (int, np.integer)) \
+                or int(index) not in found:
+            raise NotSpectrumImageError(
+                f"SIGNAL={index!r}: {source} holds spectrum images as signals "
+                f"{', '.join(f'#{i}' for i in found)}; choose one of those numbers.")
+        chosen = signals[int(index)]
+    else:
+        size = {i: int(np.prod(signals[i].axes_manager.navigation_shape)) for i in found}
+        biggest = [i for i in found if size[i] == max(size.values())]
+        best = biggest[0] if len(biggest) == 1 else max(biggest, key=lambda i: _total(signals[i]))
+        chosen = signals[best]
     if verbose and len(signals) > 1:
         idx = next(i for i, s in enumerate(signals) if s is chosen)
         print(f"{source} holds {len(signals)} signals; using #{idx}: {_describe(chosen)}")
+        if len(found) > 1:
+            others = ", ".join(f"#{i} {_describe(signals[i])}" for i in found if i != idx)
+            rule = "chosen" if index is not None else "the largest, then the most counts"
+            print(f"  ({rule}; other spectrum images: {others}; pick one with SIGNAL / --signal)")
     return chosen
 
 
+def _no_spectrum_image(signals, source):
+    what = "; ".join(_describe(s) for s in signals)
+    if any(s.axes_manager.signal_dimension == 2 for s in signals) and len(signals) == 1:
+        hint = "it is an image, not a spectrum image"
+    elif any(s.axes_manager.navigation_dimension == 0 for s in signals) and len(signals) == 1:
+        hint = "it is a single spectrum, not a spectrum image"
+    elif any(s.axes_manager.navigation_dimension == 1 for s in signals) and len(signals) == 1:
+        hint = "it is a line scan; a 2-D map is needed"
+    else:
+        hint = "none of its signals is an EDS spectrum image with two navigation axes"
+    return NotSpectrumImageError(f"{source} holds no EDS spectrum image ({hint}: {what}): "
+                                 "give a file with an EDS map (x, y, energy).")
+
+
+#: Note shown for SEM data (notebook 05 repeats it next to the compositions).
+SEM_NOTE = ("SEM EDS data: element maps and clustering apply as they are; the compositions use "
+            "thin-film Cliff-Lorimer, an approximation for a bulk SEM sample (no absorption or "
+            "fluorescence correction): read them as semi-quantitative.")
+
+
+def is_sem(signal):
+    """True for data recorded on a scanning electron microscope (loaded from an EDS_SEM file)."""
+    return signal.metadata.get_item("Signal.original_signal_type", "") == "EDS_SEM"
+
+
 def _as_eds_tem(sig):
-    # note which beam energy the file itself recorded before the type change
+    """The signal as ``EDS_TEM``, the type every later stage reads its metadata from.
+
+    SEM data (``EDS_SEM``) are converted too, with the SEM's beam energy, detector and angles
+    copied to the TEM place (the SEM record is kept) and ``Signal.original_signal_type`` noted,
+    so quantification runs (with :data:`SEM_NOTE`) instead of refusing.
+    """
     stype = str(sig.metadata.Signal.get_item("signal_type", ""))
     if stype == "EDS_SEM":
-        warnings.warn("This is SEM EDS data: element maps and clustering work, but Cliff-Lorimer "
-                      "quantification assumes a thin TEM specimen: do not use its numbers for "
-                      "bulk SEM samples.",
-                      stacklevel=3)
+        warnings.warn(SEM_NOTE, stacklevel=3)
+        sem = sig.metadata.get_item("Acquisition_instrument.SEM")
+        sig.set_signal_type("EDS_TEM")
+        if sem is not None and not sig.metadata.has_item("Acquisition_instrument.TEM"):
+            sig.metadata.set_item("Acquisition_instrument.TEM", sem.deepcopy())
+        sig.metadata.set_item("Signal.original_signal_type", "EDS_SEM")
         return sig
     if stype != "EDS_TEM":
         sig.set_signal_type("EDS_TEM")
@@ -156,8 +212,7 @@ def _set_beam_energy(sig, beam_energy):
             raise MetadataError(f"beam_energy {beam_energy} kV is implausible: give it in kV "
                                 "(e.g. 200).")
         sig.set_microscope_parameters(beam_energy=beam_energy)
-    elif not (sig.metadata.has_item(key) or sig.metadata.has_item(
-            "Acquisition_instrument.SEM.beam_energy")):
+    elif not sig.metadata.has_item(key):
         raise MetadataError("The file does not record the beam energy: pass beam_energy=200 "
                             "(kV; --beam-energy on the command line).")
     if not sig.metadata.has_item("Acquisition_instrument.TEM.Detector.EDS.energy_resolution_MnKa"):
@@ -194,7 +249,7 @@ def _set_elements(sig, elements, kfactors=None):
 
 
 def load_spectrum_image(source, elements=None, beam_energy=None, lazy=None, kfactors=None,
-                        verbose=True):
+                        verbose=True, signal_index=None):
     """Load and validate an EDS spectrum image from a file or a demo name.
 
     Parameters
@@ -213,6 +268,9 @@ def load_spectrum_image(source, elements=None, beam_energy=None, lazy=None, kfac
         k-factor table used to choose each element's line (default table when None).
     verbose : bool
         Say which signal was picked from multi-signal files.
+    signal_index : int, optional
+        Which spectrum image of a multi-signal file (its signal number, as printed); default
+        the largest (see :func:`pick_spectrum_image`).
 
     Returns
     -------
@@ -232,7 +290,7 @@ def load_spectrum_image(source, elements=None, beam_energy=None, lazy=None, kfac
         sig = demo.load_demo(str(source), lazy=lazy)
     else:
         path = Path(source).expanduser()
-        sig = pick_spectrum_image(_load_file(path, lazy), path.name, verbose)
+        sig = pick_spectrum_image(_load_file(path, lazy), path.name, verbose, signal_index)
         sig.metadata.General.original_filename = path.name
     sig = _as_eds_tem(sig)
     _fix_energy_axis(sig)

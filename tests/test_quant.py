@@ -451,3 +451,22 @@ def test_cliff_lorimer_reports_spectra_without_characteristic_counts(hea6_truth_
     out = quant.cliff_lorimer(q.spectra, I, C, lines)
     assert not out[1].quantified and "no characteristic counts" in out[1].reason
     np.testing.assert_allclose(out[0].at_percent, comps[0].at_percent)
+
+
+def test_absorption_correction_raises_light_elements_with_thickness(hea6):
+    """exspy's absorption correction, on when a thickness is given: sulfur (S Ka, 2.3 keV, the
+    most absorbed line) goes up with the foil thickness, nothing changes for a 1 nm foil, and
+    the corrected compositions still sum to 100 with propagated errors."""
+    s, truth = hea6
+    q0 = quant.quantify_clusters(s, truth.labels, exclude_boundary=False)
+    dS = []
+    for th in (1.0, 100.0, 300.0):
+        q = quant.quantify_clusters(s, truth.labels, exclude_boundary=False, thickness=th)
+        c, c0 = q.compositions[1], q0.compositions[1]
+        i = c.elements.index("S")
+        dS.append(c.at_percent[i] - c0.at_percent[i])
+        assert np.isclose(c.at_percent.sum(), 100) and np.all(c.err_total > 0)
+    assert abs(dS[0]) < 0.02 and 0 < dS[1] < dS[2]
+    assert q0.compositions[1].absorption is None
+    with pytest.raises(ParameterError):
+        quant.quantify_clusters(s, truth.labels, thickness=-5)

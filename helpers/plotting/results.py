@@ -97,14 +97,16 @@ def plot_entropy(table, ax=None, error="total"):
 
 
 def plot_metal_to_sulfur(table, ax=None, error="total"):
-    """Metal : sulfur ratio of every cluster (±1σ); 1 is stoichiometric MS."""
+    """Metal : anion ratio of every cluster of a compound (±1σ); 1 is stoichiometric MX."""
     import matplotlib.pyplot as plt
 
     ax = ax or plt.subplots(figsize=(max(6, 0.3 * len(table) + 3), 3.2))[1]
     err_col = "metal_to_sulfur_err" if error == "total" else "metal_to_sulfur_err_counting"
-    _bars(table, ax, "metal_to_sulfur", err_col, "metal : S",
-          f"Metal : sulfur ratio (±1σ {error})")
-    ax.axhline(1.0, color="k", ls="--", lw=0.8, label="MS (1 : 1)")
+    anions = {m.split(")")[-1].split(",")[0].strip() for m in table.get("site_model", [])}
+    anion = "/".join(sorted(a for a in anions if a)) or "anion"
+    _bars(table, ax, "metal_to_sulfur", err_col, f"metal : {anion}",
+          f"Metal : {anion} ratio (±1σ {error})")
+    ax.axhline(1.0, color="k", ls="--", lw=0.8, label=f"M{anion} (1 : 1)")
     ax.legend(fontsize=8)
     return ax
 

@@ -13,7 +13,7 @@ import numpy as np
 
 from ..errors import DataError, ElementError, KFactorWarning, ParameterError
 from ..xray.kfactors import choose_line, defaulted_elements, load_kfactors
-from .composition import Composition, cliff_lorimer
+from .composition import Composition, absorption_factors, cliff_lorimer
 from .linefit import beam_energy_of, energy_range_of, fit_line_intensities, window_line_intensities
 from .spectra import (cluster_spectra, interior_and_whole_spectra, interior_labels, new_like,
                       select_spectra, soft_weights)
@@ -45,9 +45,15 @@ def quant_lines(signal, elements=None, kfactors=None):
 
 
 def quantify_spectra(spectra, elements=None, kfactors=None, method="fit", energy_range=None,
-                     background_order=6):
+                     background_order=6, thickness=None):
     """Line intensities (``method="fit"`` or ``"windows"``) and CL composition of a spectrum or
     of each spectrum of a 1-D stack.
+
+    ``thickness`` (nm, optional) switches on exspy's absorption correction for a foil of that
+    thickness (:func:`helpers.quant.composition.absorption_factors`); the corrected intensities
+    ``a_i I_i`` and their covariance then go through the same Cliff-Lorimer and propagation
+    (the factors ``a_i`` are treated as exact: their own uncertainty, from the thickness, is
+    not propagated). Off by default: the thin-film approximation of the paper.
 
     Returns
     -------
@@ -63,8 +69,10 @@ def quantify_spectra(spectra, elements=None, kfactors=None, method="fit", energy
         n = len(xls)
         I = np.array([np.zeros(n) if f is None else f.intensities for f in fits])
         C = np.array([np.eye(n) if f is None else f.covariance for f in fits])
+        I, C, acf = _absorb(spectra, I, C, lines, thickness)
         comps = cliff_lorimer(spectra, I, C, lines, "fit")
         for j, (c, f) in enumerate(zip(comps, fits)):
+            c.absorption = None if acf is None else acf[j]
             if f is None:
                 comps[j] = Composition.unquantified(lines, "fit", "no counts in the fit window "
                                                     "(an empty cluster spectrum)")
@@ -72,10 +80,22 @@ def quantify_spectra(spectra, elements=None, kfactors=None, method="fit", energy
                 c.fit = f
     elif method == "windows":
         I, cov = window_line_intensities(spectra, xls)
+        I, cov, _ = _absorb(spectra, I, cov, lines, thickness)
         comps = cliff_lorimer(spectra, I, cov, lines, "windows")
     else:
         raise ParameterError(f"method must be 'fit' or 'windows', got {method!r}.")
     return comps
+
+
+def _absorb(spectra, I, C, lines, thickness):
+    """Intensities and covariances corrected for absorption (unchanged without a thickness)."""
+    if thickness is None:
+        return I, C, None
+    if not float(thickness) > 0:
+        raise ParameterError(f"THICKNESS_NM={thickness!r}: give the foil thickness in nm (> 0), "
+                             "or None for no absorption correction.")
+    acf = absorption_factors(spectra, I, lines, thickness)
+    return I * acf, C * acf[:, :, None] * acf[:, None, :], acf
 
 
 def quantify_spectrum(spectrum, elements=None, kfactors=None, method="fit", energy_range=None,
@@ -135,7 +155,7 @@ class ClusterQuant:
 
 def quantify_clusters(signal, labels, probabilities=None, workflow=1, elements=None,
                       kfactors=None, method="fit", clusters=None, min_pixels=1,
-                      exclude_boundary=True):
+                      exclude_boundary=True, thickness=None):
     """Representative spectrum and composition (at% ± σ) of every cluster.
 
     Parameters
@@ -160,6 +180,9 @@ def quantify_clusters(signal, labels, probabilities=None, workflow=1, elements=N
         difference between the whole-mask and the interior compositions, to ``cov_total``
         (it measures how much the answer depends on where the cluster's edge is drawn).
         False = the paper's plain mask of every pixel.
+    thickness : float, optional
+        Foil thickness (nm) for exspy's absorption correction (:func:`quantify_spectra`);
+        None (default): none, the thin-film approximation.
 
     Returns
     -------
@@ -182,7 +205,7 @@ def quantify_clusters(signal, labels, probabilities=None, workflow=1, elements=N
         if use_interior:
             whole = select_spectra(whole, keep)
     comps = _quantify_kept(spectra, whole if use_interior else None, elements, kfactors,
-                           method) if keep else []
+                           method, thickness) if keep else []
     lines = None
     out = {}
     for i, c in enumerate(ids):
@@ -197,19 +220,19 @@ def quantify_clusters(signal, labels, probabilities=None, workflow=1, elements=N
     return ClusterQuant(workflow, ids, out, spectra, method, np.asarray(labels))
 
 
-def _quantify_kept(spectra, whole, elements, kfactors, method):
+def _quantify_kept(spectra, whole, elements, kfactors, method, thickness=None):
     """Compositions of the spectra of ``spectra``; with ``whole`` (the same clusters' whole-mask
     spectra), each gets the segmentation uncertainty: the per-element difference between the
     whole-mask and the interior compositions, added to ``cov_total``."""
     if spectra.data.shape[0] == 0:
         return []
     if whole is None:
-        return quantify_spectra(spectra, elements, kfactors, method)
+        return quantify_spectra(spectra, elements, kfactors, method, thickness=thickness)
     # interior and whole-mask spectra fitted as one stack: one model, one exspy CL call
     n = spectra.data.shape[0]
     both = new_like(spectra, np.concatenate([spectra.data, whole.data]),
                     title=spectra.metadata.General.title)
-    both_comps = quantify_spectra(both, elements, kfactors, method)
+    both_comps = quantify_spectra(both, elements, kfactors, method, thickness=thickness)
     comps = both_comps[:n]
     for comp, w in zip(comps, both_comps[n:]):
         if comp.quantified and w.quantified:
@@ -220,11 +243,12 @@ def _quantify_kept(spectra, whole, elements, kfactors, method):
 
 
 def quantify_workflows(signal, labels, weighted=False, method="fit", elements=None,
-                       kfactors=None, min_pixels=1, exclude_boundary=True):
+                       kfactors=None, min_pixels=1, exclude_boundary=True, thickness=None):
     """:func:`quantify_clusters` for each workflow of ``labels`` (from :func:`workflow_labels`).
 
     ``weighted=True`` uses the workflows' probabilities as weights (:func:`soft_weights`) where
-    they are available, hard masks otherwise; ``exclude_boundary`` applies to hard masks.
+    they are available, hard masks otherwise; ``exclude_boundary`` applies to hard masks;
+    ``thickness`` (nm) switches on the absorption correction.
 
     Returns
     -------
@@ -237,7 +261,7 @@ def quantify_workflows(signal, labels, weighted=False, method="fit", elements=No
         w = soft_weights(lab, prob) if (weighted and prob is not None) else None
         out[wf] = quantify_clusters(signal, lab, probabilities=w, workflow=wf, elements=elements,
                                     kfactors=kfactors, method=method, min_pixels=min_pixels,
-                                    exclude_boundary=exclude_boundary)
+                                    exclude_boundary=exclude_boundary, thickness=thickness)
     if not out:
         raise DataError("Neither workflow produced a cluster: nothing to quantify. Check the "
                         "clustering parameters in notebooks 03 and 04.")

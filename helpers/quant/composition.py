@@ -48,6 +48,7 @@ class Composition:
     err_segmentation: np.ndarray = None
     reason: str = ""            # why there is no composition (NaN at%); "" when quantified
     kfactor_sources: list = None   # where each k-factor came from (table, model, user file)
+    absorption: np.ndarray = None  # absorption correction factors applied (None: thin film)
 
     @property
     def quantified(self):
@@ -116,9 +117,10 @@ def _exspy_cl(spectra, I, k, xray_lines):
     return at.T
 
 
-def _exspy_cl_signals(spectra, I, k, xray_lines):
+def _exspy_cl_signals(spectra, I, k, xray_lines, thickness=None):
     """exspy's public ``quantification(method="CL", composition_units="atomic")`` on
-    intensities ``I`` (n_spectra, n_lines); returns at% of the same shape."""
+    intensities ``I`` (n_spectra, n_lines); returns at% of the same shape. With ``thickness``
+    (nm), exspy's absorption correction is applied (iterated to convergence)."""
     import hyperspy.api as hs
 
     base = spectra.isig[0:1].integrate1D(-1)
@@ -136,13 +138,40 @@ def _exspy_cl_signals(spectra, I, k, xray_lines):
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")
             # navigation_mask=None: exspy would otherwise zero spectra below 1 count per channel
+            extra = {} if thickness is None else dict(absorption_correction=True,
+                                                      thickness=float(thickness))
             res = spectra.quantification(sigs, method="CL", factors=list(k),
                                          composition_units="atomic", navigation_mask=None,
-                                         plot_result=False)
+                                         plot_result=False, **extra)
     finally:
         hs.preferences.General.show_progressbar = old
     res = res[0] if isinstance(res, tuple) else res
     return np.stack([np.atleast_1d(np.asarray(r.data, float)).ravel() for r in res], axis=-1)
+
+
+def absorption_factors(spectra, intensities, lines, thickness):
+    """Absorption correction factors (n_spectra, n_lines) of a thin foil ``thickness`` nm thick,
+    from exspy's absorption-corrected Cliff-Lorimer (mass absorption coefficients of the
+    measured composition, the detector take-off angle from the metadata, iterated to
+    convergence).
+
+    Returned as the factors ``a_i`` that make the plain Cliff-Lorimer of ``a_i I_i`` equal
+    exspy's corrected composition (normalised to mean 1: only their ratios matter). Lines with
+    no positive intensity get 1.
+    """
+    I = np.atleast_2d(np.asarray(intensities, float))
+    k = np.array([kf.k for kf in lines])
+    xls = [kf.xray_line for kf in lines]
+    pos = np.where(I > 0, I, np.nan)
+    floor = np.nanmax(np.where(np.isfinite(pos), pos, 0), axis=1, keepdims=True) * 1e-9
+    Ic = np.where(I > 0, I, np.maximum(floor, 1e-12))
+    at = _exspy_cl_signals(spectra, Ic, k, xls, thickness)
+    A = atomic_weights([kf.element for kf in lines])
+    wt = at * A[None, :]
+    acf = wt / (k[None, :] * Ic)
+    acf = np.where(I > 0, acf, np.nan)
+    acf = acf / np.nanmean(acf, axis=1, keepdims=True)
+    return np.where(np.isfinite(acf), acf, 1.0)
 
 
 def cliff_lorimer(spectra, intensities, intensity_covs, lines, method="fit"):
