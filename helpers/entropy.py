@@ -28,8 +28,13 @@ whose oxygen signal is surface oxide: then exclude O as well).
 
 Uncertainty: first-order propagation with the full composition covariance ``C`` (at%^2)::
 
-    dS/dx_j = -(f / X_M) (ln y_j - sum_i y_i ln y_i)   for site elements j (0 otherwise),
-    sigma_S^2 = g^T C g,      X_M = sum of the site elements
+    dS/dx_j = -(f / X_M) (ln y_j - L),   L = sum_i y_i ln y_i   (site elements j; 0 otherwise)
+    d2S/dx_j dx_k = (f / X_M^2) (ln y_j + ln y_k - 2 L + 1) - delta_jk f / (X_M x_j)
+    sigma_S^2 = g^T C g + 1/2 tr(H C H C) + (1/2 tr(H C))^2,      X_M = sum of the site elements
+
+(the mean square error of the second-order delta method: variance plus squared bias). The
+second-order terms matter only near the maximum, where the gradient vanishes: an equimolar
+phase would otherwise get an error of exactly zero, although noise always lowers its entropy.
 
 The metal : anion ratio (compounds only) is ``X_M / X_A`` with ``d/dx_metal = 1/X_A``,
 ``d/dx_anion = -X_M/X_A^2``; the contract column of ``entropy.csv`` keeps its name
@@ -186,9 +191,20 @@ def configurational_entropy(at_percent, elements, cov=None, anions=ANIONS, per="
     s = float(-m.factor * np.sum(y * ly))
     if cov is None:
         return s, None
+    L = np.sum(y * ly)
     g = np.zeros(len(x))
-    g[idx] = -(m.factor / XM) * (ly - np.sum(y * ly))
-    return s, float(np.sqrt(max(g @ np.asarray(cov, float) @ g, 0.0)))
+    g[idx] = -(m.factor / XM) * (ly - L)
+    # second order: at the maximum (an equimolar phase) the gradient vanishes and the first-order
+    # error would be zero; the Hessian terms of the Gaussian delta method remain there: the
+    # variance 1/2 tr(H C H C) and the bias 1/2 tr(H C) (noise always lowers a maximal entropy)
+    d = ly - L
+    H = np.zeros((len(x), len(x)))
+    H[np.ix_(idx, idx)] = (m.factor / XM ** 2) * (d[:, None] + d[None, :] + 1.0) \
+        - np.diag(m.factor / (XM * np.clip(x[idx], Y_FLOOR * XM, None)))
+    C = np.asarray(cov, float)
+    HC = H @ C
+    mse = g @ C @ g + 0.5 * np.trace(HC @ HC) + (0.5 * np.trace(HC)) ** 2
+    return s, float(np.sqrt(max(mse, 0.0)))
 
 
 def metal_to_anion(at_percent, elements, cov=None, anions=ANIONS, exclude=()):

@@ -470,3 +470,34 @@ def test_absorption_correction_raises_light_elements_with_thickness(hea6):
     assert q0.compositions[1].absorption is None
     with pytest.raises(ParameterError):
         quant.quantify_clusters(s, truth.labels, thickness=-5)
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("workflow", [1, 2])
+def test_high_entropy_alloy_phases_compositions_and_entropy(workflow):
+    """hea_alloy: five neighbouring 3d metals (Cr Kb on Mn Ka, Mn Kb on Fe Ka, Fe Kb on Co Ka,
+    Co Kb on Ni Ka), no anion. Each workflow finds the three phases (ARI within 0.03 of the
+    per-pixel ceiling), every at% is within 1.5 of the truth with >= 90 % inside 2 sigma, and the
+    equimolar matrix has S = ln 5 within 0.05 R (the alloy site model: one mixed site)."""
+    from ceiling import ari_vs_truth, poisson_ceiling_ari
+
+    from helpers import entropy
+    from helpers import workflows as W
+    s, truth = simulate.simulate("hea_alloy", size=96, seed=0)
+    r = W.workflow1(s, n_clusters=3) if workflow == 1 else W.workflow2(s)
+    assert r.n_clusters == 3
+    assert ari_vs_truth(r.labels, truth) >= poisson_ceiling_ari(s, truth) - 0.03
+    lab = _phase_labels(np.asarray(r.labels), truth)
+    q = quant.quantify_clusters(s, lab, workflow=workflow)
+    assert q.clusters == [0, 1, 2]
+    err = np.concatenate([q.compositions[c].at_percent
+                          - np.array([truth.compositions[truth.phase_names[c]][e]
+                                      for e in q.compositions[c].elements])
+                          for c in q.clusters])
+    st = np.concatenate([q.compositions[c].err_total for c in q.clusters])
+    assert np.abs(err).max() < 1.5, np.round(err, 2)
+    assert np.mean(np.abs(err) <= 2 * st) >= 0.9
+    ent = entropy.entropy_table([q]).set_index("cluster")
+    assert ent.loc[0, "site_model"].startswith("alloy")
+    assert abs(ent.loc[0, "s_conf_R"] - np.log(5)) < 0.05
+    assert np.isnan(ent["metal_to_sulfur"]).all()

@@ -24,6 +24,9 @@ Presets (compositions from the paper's Tables 1 and 2, ``../shared/reference/pap
     sphere-like thickness makes minor-element maps look like a core-shell structure.
 ``hea7_coreshell``
     The same particles with a real Co/Mn/Zn-enriched core (half the particle radius).
+``hea_alloy``
+    A high-entropy alloy: equimolar CrMnFeCoNi matrix with Cr-rich and NiMn-rich precipitates
+    (no anion; the K lines of five neighbouring 3d metals overlap, Kb on the next one's Ka).
 
 Modules: :mod:`.truth` (the ground truth carried by a signal), :mod:`.spectra` (phase spectra),
 :mod:`.geometry` (preset geometries), :mod:`.presets` (:func:`simulate`), :mod:`.large` (maps

@@ -1,5 +1,6 @@
-"""Geometries of the presets: grains in a matrix with a thickness wedge (hea6), particles on a
-support film with or without a core (hea7). Each returns labels, thickness and path lengths."""
+"""Geometries of the presets: grains in a matrix with a thickness wedge (hea6), precipitates in
+an alloy matrix (hea_alloy), particles on a support film with or without a core (hea7). Each
+returns labels, thickness and path lengths."""
 from __future__ import annotations
 
 import numpy as np
@@ -36,6 +37,26 @@ def hea6_geometry(rng, shape):
     path = np.zeros(shape + (4,))
     for p in range(4):
         path[..., p] = np.where(labels == p, thickness, 0.0)
+    return labels, thickness, path
+
+
+def precipitate_geometry(rng, shape, areas):
+    """Precipitates of phases 1.. (area fractions ``areas``) in a matrix (phase 0) of a foil
+    whose thickness falls off towards one edge (electropolished wedge) and undulates."""
+    rows, cols = shape
+    corr = max(min(shape) / 18.0, 1.5)
+    labels = np.zeros(shape, dtype=np.int64)
+    best = np.full(shape, -np.inf)
+    for phase, frac in enumerate(areas, start=1):
+        f = smooth_field(rng, shape, corr)
+        excess = f - np.quantile(f, 1 - frac)
+        take = (excess > 0) & (excess > best)
+        labels[take] = phase
+        best = np.where(take, excess, best)
+    y = np.linspace(0, 1, rows)[:, None]
+    thickness = (0.5 + 1.0 * y) * (1 + 0.1 * smooth_field(rng, shape, corr * 2)) * np.ones(shape)
+    n = len(areas) + 1
+    path = np.stack([np.where(labels == p, thickness, 0.0) for p in range(n)], axis=-1)
     return labels, thickness, path
 
 

@@ -17,7 +17,7 @@ import numpy as np
 
 from ..errors import ParameterError
 from ..xray.kfactors import choose_line, load_kfactors
-from .geometry import hea6_geometry, hea7_geometry
+from .geometry import hea6_geometry, hea7_geometry, precipitate_geometry
 from .spectra import continuum_spectrum, energy_axis, phase_unit_spectrum
 from .truth import GroundTruth
 
@@ -36,11 +36,23 @@ _HEA7_UNIFORM = {"Ag": 19.19, "Co": 3.24, "Cu": 11.3, "Ga": 2.88, "In": 7.72, "M
 # hea7_coreshell: a core enriched in Co, Mn and Zn (the other elements scaled down to make room)
 _HEA7_CORE_ENRICHED = {"Co": 9.0, "Mn": 6.0, "Zn": 9.0}
 
+# hea_alloy: an aged Cantor alloy, equimolar CrMnFeCoNi with Cr-rich (sigma-like) and NiMn-rich
+# (L1_0-like) precipitates; five neighbouring 3d metals, so Cr Kb / Mn Ka, Mn Kb / Fe Ka,
+# Fe Kb / Co Ka and Co Kb / Ni Ka overlap (no anion: an alloy)
+_ALLOY_PHASES = {
+    "fcc matrix (CrMnFeCoNi)": {"Co": 20.0, "Cr": 20.0, "Fe": 20.0, "Mn": 20.0, "Ni": 20.0},
+    "Cr-rich precipitate": {"Co": 14.0, "Cr": 48.0, "Fe": 18.0, "Mn": 12.0, "Ni": 8.0},
+    "NiMn-rich precipitate": {"Co": 12.0, "Cr": 8.0, "Fe": 12.0, "Mn": 32.0, "Ni": 36.0},
+}
+_ALLOY_AREAS = (0.12, 0.10)
+
 PRESETS = {
     "hea6": dict(dose=40.0, pixel_nm=40.0, description="6-cation multiphase sulfide (Table 1)"),
     "hea7": dict(dose=15.0, pixel_nm=0.8, description="7-cation uniform nanoparticles (Table 2)"),
     "hea7_coreshell": dict(dose=15.0, pixel_nm=0.8,
                            description="7-cation nanoparticles with a Co/Mn/Zn-rich core"),
+    "hea_alloy": dict(dose=50.0, pixel_nm=2.0,
+                      description="CrMnFeCoNi alloy with Cr-rich and NiMn-rich precipitates"),
 }
 
 # Bump when the simulation changes, so cached demo files on disk are regenerated.
@@ -138,6 +150,10 @@ def _preset_scene(preset, rng, shape):
         compositions = {p: _normalise(c) for p, c in _HEA6_PHASES.items()}
         labels, thickness, path = hea6_geometry(rng, shape)
         return compositions, labels, thickness, path, None
+    if preset == "hea_alloy":
+        compositions = {p: _normalise(c) for p, c in _ALLOY_PHASES.items()}
+        labels, thickness, path = precipitate_geometry(rng, shape, _ALLOY_AREAS)
+        return compositions, labels, thickness, path, None
     if preset == "hea7":
         compositions = {"nanoparticle": _normalise(_HEA7_UNIFORM)}
         labels, thickness, path = hea7_geometry(rng, shape)
@@ -167,9 +183,11 @@ def scene_spectra(compositions, path, energies, channel_width, beam_energy, reso
     unit = np.array(unit)
     if support is not None:
         background = 0.04 * cscale * continuum_spectrum(support, energies, beam_energy) * 6.0
-    else:
-        background = 0.003 * unit.mean(0).sum() / continuum_spectrum({"S": 1}, energies).sum() \
-            * continuum_spectrum({"S": 1}, energies)
+    else:   # stray scatter: a faint continuum of the sample itself (S for the sulfides)
+        stray = {"S": 1} if any("S" in c for c in compositions.values()) \
+            else next(iter(compositions.values()))
+        background = 0.003 * unit.mean(0).sum() / continuum_spectrum(stray, energies).sum() \
+            * continuum_spectrum(stray, energies)
     mean_total = (path.reshape(-1, path.shape[-1]) @ unit.sum(1)).mean() + background.sum()
     scale = dose / mean_total
     unit *= scale
