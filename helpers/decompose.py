@@ -110,7 +110,8 @@ def pca(X, n_components=None, max_components=30, random_state=0, fit_mask=None):
                 else "full", random_state=random_state)
     model.fit(fit)
     all_scores = model.transform(X)
-    evr = model.explained_variance_ratio_
+    # all-equal features (no counts in range) have no variance: 0, not 0/0, for every component
+    evr = np.nan_to_num(model.explained_variance_ratio_, nan=0.0)
     elbow, _ = profile_likelihood_elbow(evr)
     n = elbow if n_components is None else int(n_components)
     # sign convention: each loading's largest-magnitude entry positive (deterministic figures)

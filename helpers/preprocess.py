@@ -31,11 +31,15 @@ import warnings
 
 import numpy as np
 
-from .errors import DataError, ParameterError
+from .errors import DataError, HEAWarning, ParameterError
 from .xray.lines import xray_line_positions
 
 NORMALIZATIONS = ("total", "sqrt_total", "none")
 SCALINGS = ("poisson", "robust", "standard", "none")
+
+
+class NoCountsWarning(HEAWarning):
+    """The energy range of the elements' lines holds no counts: there is nothing to cluster."""
 
 
 class BinningCropWarning(UserWarning):
@@ -320,11 +324,15 @@ def prepare(signal, bin_factor=2, energy_range=None, energy_bin="auto"):
     else:
         binned, _ = bin_navigation(data[..., sl], bin_factor)
     if binned.size and not np.any(binned) and hasattr(signal, "axes_manager"):
-        raise DataError(f"No X-ray counts between {er[0]:.2f} and {er[1]:.2f} keV, where the lines "
-                        f"of {', '.join(signal_elements(signal)) or 'the elements'} lie (the counts "
-                        "sit elsewhere, e.g. in the zero-energy peak): nothing to cluster; check "
-                        "ELEMENTS and the energy calibration.")
-    check_counts(binned)
+        # nothing to separate: the workflows then find one cluster (every pixel alike) and the
+        # quantification says it has no counts, so the run completes and says why
+        warnings.warn(f"No X-ray counts between {er[0]:.2f} and {er[1]:.2f} keV, where the lines "
+                      f"of {', '.join(signal_elements(signal)) or 'the elements'} lie (the counts "
+                      "sit elsewhere, e.g. in the zero-energy peak): nothing to cluster, every "
+                      "pixel looks the same; check ELEMENTS and the energy calibration.",
+                      NoCountsWarning, stacklevel=3)
+    else:
+        check_counts(binned)
     eb = auto_energy_bin(signal) if energy_bin == "auto" else int(energy_bin)
     if eb > 1:
         binned, energy = bin_energy(binned, energy, eb)

@@ -280,11 +280,20 @@ def test_real_sparse_map_is_not_fragmented_into_noise_clusters():
 @pytest.mark.real
 @pytest.mark.skipif(not (REAL / "velox_EELS_EDS_128x128.emd").exists(),
                     reason="real files not found")
-def test_map_without_xray_counts_is_refused_with_a_clear_message():
+def test_map_without_xray_counts_completes_and_says_there_is_nothing_to_quantify():
+    """velox_EELS_EDS_128x128.emd: its EDS counts all sit in the zero-energy peak. The workflow
+    warns (naming the empty range), finds one cluster (every pixel looks the same), and the
+    quantification gives that cluster a NaN row with the reason instead of aborting the run."""
+    from helpers import quant
     from helpers.io import load_spectrum_image
+    from helpers.preprocess import NoCountsWarning
     s = load_spectrum_image(REAL / "velox_EELS_EDS_128x128.emd", verbose=False)
-    with pytest.raises(DataError, match="No X-ray counts between"):
-        W.workflow1(s)
+    with pytest.warns(NoCountsWarning, match="No X-ray counts between"):
+        r = W.workflow1(s, n_clusters=2)
+    assert r.n_clusters == 1
+    q = quant.quantify_clusters(s, r.labels)
+    assert all(not q.compositions[c].quantified for c in q.clusters)
+    assert "counts" in q.compositions[q.clusters[0]].reason
 
 
 def test_features_are_shared_within_a_process_and_warnings_repeat():

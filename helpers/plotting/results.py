@@ -22,7 +22,7 @@ def plot_compositions(quant, ax=None, error="total", elements=None):
         idx = [comp.elements.index(e) for e in els]
         err = (comp.err_total if error == "total" else comp.err_counting)[idx]
         ax.bar(xs + (j - (n - 1) / 2) * width, comp.at_percent[idx], width, yerr=err,
-               capsize=2, label=f"cluster {c} ({comp.n_pixels:.0f} px)", color=f"C{j % 10}")
+               capsize=2, label=f"cluster {c} ({comp.n_pixels:.0f} px)", color=cluster_color(int(c)))
     ax.set_xticks(xs, els)
     ax.set_ylabel("at%")
     ax.set_title(f"Workflow {quant.workflow}: cluster compositions (±1σ {error})")
@@ -39,14 +39,16 @@ def plot_method_comparison(fit_quant, window_quant, ax=None):
     allv = []
     for j, c in enumerate(fit_quant.clusters):
         f = fit_quant.compositions[c]
-        w = window_quant.compositions[c]
+        w = window_quant.compositions.get(c)
+        if w is None or not (f.quantified and w.quantified):
+            continue
         ax.errorbar(f.at_percent, w.at_percent, xerr=f.err_counting, yerr=w.err_counting,
-                    fmt="o", ms=4, color=f"C{j % 10}", label=f"cluster {c}")
+                    fmt="o", ms=4, color=cluster_color(int(c)), label=f"cluster {c}")
         for e, x, y in zip(f.elements, f.at_percent, w.at_percent):
             if abs(x - y) > 2:
                 ax.annotate(e, (x, y), xytext=(3, 3), textcoords="offset points", fontsize=8)
         allv += list(f.at_percent) + list(w.at_percent)
-    hi = max(allv) * 1.05
+    hi = max(allv, default=1.0) * 1.05
     ax.plot([0, hi], [0, hi], color="0.5", lw=0.8)
     ax.set_xlabel("fitted model (at%)")
     ax.set_ylabel("background windows (at%)")

@@ -31,5 +31,5 @@ from .linefit import (LineFit, build_line_model, default_fit_range,  # noqa: F40
                       window_line_intensities)
 from .spectra import (cluster_mean_spectra, cluster_spectra, cluster_weights,  # noqa: F401
                       get_spectrum, interior_labels, soft_weights)
-from .tables import (composition_table, compositions_frame, fit_quality,  # noqa: F401
-                     kfactor_table, method_difference, truth_table)
+from .tables import (composition_table, compositions_frame, first_fitted,  # noqa: F401
+                     fit_quality, kfactor_table, method_difference, truth_table)

@@ -81,6 +81,10 @@ class Composition:
                 zip(self.elements, self.at_percent, self.err_total, self.err_counting)}
 
 
+#: exspy's Cliff-Lorimer ignores lines below this intensity (counts) as reference lines.
+EXSPY_MIN_INTENSITY = 0.1
+
+
 def cl_jacobians(intensities, kfactors, atomic_weights):
     """Atomic fractions ``x`` and their Jacobians ``dx/dI`` and ``dx/dk`` (see module docstring)."""
     I = np.asarray(intensities, float)
@@ -205,14 +209,16 @@ def cliff_lorimer(spectra, intensities, intensity_covs, lines, method="fit"):
     A = atomic_weights(elements)
     # spectra whose lines hold no characteristic counts cannot be quantified; they get a
     # composition of NaN with the reason, and the others are quantified as usual
-    ok = [j for j in range(I.shape[0]) if (k * I[j] / A).sum() > 0]
+    # (exspy's CL needs two lines above 0.1 counts: with fewer it reports 100 % of one element)
+    ok = [j for j in range(I.shape[0])
+          if (k * I[j] / A).sum() > 0 and np.sum(I[j] > EXSPY_MIN_INTENSITY) >= 2]
     at = _exspy_cl(spectra, I[ok], k, xray_lines) if ok else np.empty((0, len(k)))
     out = []
     for j in range(I.shape[0]):
         if j not in ok:
             out.append(Composition.unquantified(
-                lines, method, "no characteristic counts: the fitted line intensities sum to "
-                "zero or less (too few pixels or counts in this cluster)", I[j]))
+                lines, method, "no characteristic counts: fewer than two lines have a positive "
+                "fitted intensity (too few pixels or counts in this cluster)", I[j]))
             continue
         x, J_I, J_k = cl_jacobians(I[j], k, A)
         a = at[ok.index(j)]

@@ -117,3 +117,14 @@ def fit_quality(quant):
         return f"workflow {quant.workflow}: {len(quant.clusters)} clusters (not fitted)"
     return (f"workflow {quant.workflow}: {len(quant.clusters)} clusters, reduced chi^2 of the fits "
             f"{min(chi2):.2f}-{max(chi2):.2f} (1 = the model explains the spectrum to Poisson noise)")
+
+
+def first_fitted(quants):
+    """``(workflow, cluster)`` of the first cluster with a fitted spectrum (workflow 1 first), or
+    None when no cluster could be quantified: what notebook 05 shows as its example."""
+    for wf in sorted(quants, key=str):
+        q = quants[wf]
+        for c in q.clusters:
+            if q.compositions[c].fit is not None:
+                return wf, c
+    return None
