@@ -7,6 +7,7 @@ name or a column is defined once. A run folder ``OUTPUT_DIR`` holds::
     OUTPUT_DIR/results/probabilities_workflow{1,2}.npy  posteriors (W1, rows x cols x k) / membership (W2)
     OUTPUT_DIR/results/compositions.csv (+ _detail)     COMPOSITION_COLUMNS
     OUTPUT_DIR/results/entropy.csv (+ _detail)          ENTROPY_COLUMNS
+    OUTPUT_DIR/results/reproducibility_workflow{1,2}.json  split-half ARI and per-cluster Jaccard
     OUTPUT_DIR/figures/NN_name.png
 
 Interactive sessions without ``OUTPUT_DIR`` write results to ``runs/interactive/results`` and
@@ -14,6 +15,7 @@ figures to the project's ``figures/`` (or ``$HEA_FIGURE_DIR``).
 """
 from __future__ import annotations
 
+import json
 import os
 from pathlib import Path
 
@@ -24,6 +26,8 @@ from .paths import PROJECT_ROOT
 
 #: Label file of each workflow (integer labels on the input's original navigation grid).
 LABEL_FILES = {1: "labels_workflow1.npy", 2: "labels_workflow2.npy"}
+#: Split-half reproducibility of each workflow (:mod:`helpers.reproducibility`), JSON.
+REPRODUCIBILITY_FILES = {1: "reproducibility_workflow1.json", 2: "reproducibility_workflow2.json"}
 #: Probabilities written beside the labels (W1: posteriors per cluster; W2: membership).
 PROBABILITY_FILES = {1: "probabilities_workflow1.npy", 2: "probabilities_workflow2.npy"}
 COMPOSITION_COLUMNS = ["workflow", "cluster", "n_pixels", "element", "at_percent",
@@ -135,3 +139,28 @@ def write_compositions(table, output_dir=None):
 def write_entropy(table, output_dir=None):
     """``entropy.csv`` + ``entropy_detail.csv`` from :func:`helpers.entropy.entropy_table`."""
     return write_table(table, output_dir, "entropy", ENTROPY_COLUMNS)
+
+
+def save_reproducibility(workflow, split, output_dir=None):
+    """Write a workflow's split-half reproducibility (``SplitHalf.as_dict()``) as JSON."""
+    d = _writable(results_dir(output_dir))
+    path = d / REPRODUCIBILITY_FILES[workflow]
+    try:
+        path.write_text(json.dumps(split, indent=2) + "\n", encoding="utf-8")
+    except OSError as e:
+        raise OutputError(f"Cannot write {path} ({e.strerror}): choose a writable OUTPUT_DIR.") \
+            from None
+    return path
+
+
+def load_reproducibility(output_dir=None):
+    """``{workflow: dict}`` of the split-half results written so far (missing ones left out)."""
+    out = {}
+    for wf, name in REPRODUCIBILITY_FILES.items():
+        path = results_dir(output_dir) / name
+        if path.exists():
+            try:
+                out[wf] = json.loads(path.read_text(encoding="utf-8"))
+            except ValueError:
+                continue
+    return out

@@ -34,7 +34,7 @@ from .errors import HEAError, InputFileError, OutputError, ParameterError
 from .execution import (CellTimeout, declared_parameters, execute_notebook, find_notebooks,
                         parse_value)
 from .paths import notebooks_dir as default_notebooks_dir
-from .results import CSV_SCHEMAS, LABEL_FILES
+from .results import CSV_SCHEMAS, LABEL_FILES, load_reproducibility
 from .xray.kfactors import read_kfactor_csv
 
 _DEMO = re.compile(r"^demo:([A-Za-z0-9_]+)(?:\?(.*))?$")
@@ -150,6 +150,9 @@ def check_results(results_dir):
             both = (l1 >= 0) & (l2 >= 0)
             info["ari_assigned"] = (float(adjusted_rand(l1, l2, exclude_noise=True))
                                     if both.any() else None)
+    split = load_reproducibility(results_dir.parent)
+    if split:
+        info["split_half"] = {f"workflow{wf}": v for wf, v in sorted(split.items())}
     problems += [f"{n}: {state}" for n, state in files.items() if state != "ok"]
     return {"files": files, "problems": problems, **info}
 
