@@ -18,7 +18,8 @@ import numpy as np
 from . import demo
 from .errors import (DataError, ElementError, InputFileError, MetadataError,
                      NotSpectrumImageError)
-from .xray.kfactors import choose_line, load_kfactors
+from .xray.choice import choose_line
+from .xray.kfactors import load_kfactors
 from .xray.lines import database
 
 # Files larger than this are loaded lazily (dask) unless ``lazy`` is given.

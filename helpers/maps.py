@@ -17,7 +17,7 @@ import numpy as np
 
 from .errors import DataError, ElementError, ParameterError
 from .preprocess import bin_navigation, energy_axis, signal_elements
-from .xray.kfactors import choose_line
+from .xray.choice import choose_line
 
 
 # --------------------------------------------------------------------------------------------

@@ -44,7 +44,7 @@ def test_kfactor_file_lacking_an_element_uses_the_default_and_says_so(tmp_path, 
     kf.write_text("element,line,k_factor,k_factor_err\nFe,Ka,1.40,0.04\nCu,Ka,1.60,0.05\n")
     before = _sha(kf)
     with pytest.warns(errors.KFactorWarning, match=r"my_kfactors.csv lacks Ag, Cd, Mn, S, Zn: "
-                                                    r"using the package's default"):
+                                                    r"using the package.s values"):
         lines = quant.quant_lines(s, kfactors=kf)
     by_el = {k.element: k for k in lines}
     assert by_el["Fe"].k == 1.40 and by_el["Fe"].source == "my_kfactors.csv"
@@ -52,7 +52,9 @@ def test_kfactor_file_lacking_an_element_uses_the_default_and_says_so(tmp_path, 
     assert _sha(kf) == before
 
 
-def test_element_in_no_kfactor_table_is_refused(tmp_path):
+def test_element_in_no_kfactor_table_gets_the_model_and_says_so(tmp_path):
+    """Ba is in neither the user's file nor the package table: the standardless model gives its
+    k-factor (source and larger error recorded) and a KFactorWarning names it."""
     import hyperspy.api as hs
 
     s = hs.signals.Signal1D(np.ones((4, 4, 2000)))
@@ -62,9 +64,12 @@ def test_element_in_no_kfactor_table_is_refused(tmp_path):
     kf = tmp_path / "k.csv"
     kf.write_text("element,line,k_factor,k_factor_err\nFe,Ka,1.40,0.04\n")
     before = _sha(kf)
-    # Ba has lines in range (La 4.47 keV) but no k-factor in either table
-    with pytest.raises(errors.KFactorError, match="No k-factor for Ba: add a row for it"):
-        load_spectrum_image(s, elements=["Fe", "Ba"], kfactors=kf)
+    loaded = load_spectrum_image(s, elements=["Fe", "Ba"], kfactors=kf)
+    assert loaded.metadata.Sample.xray_lines == ["Ba_La", "Fe_Ka"]
+    with pytest.warns(errors.KFactorWarning, match="lacks Ba"):
+        lines = quant.quant_lines(loaded, kfactors=kf)
+    ba = next(x for x in lines if x.element == "Ba")
+    assert ba.source.startswith("model") and ba.k_err / ba.k > 0.2
     assert _sha(kf) == before
 
 

@@ -155,9 +155,15 @@ def test_unknown_element():
 
 
 def test_element_without_line_in_range():
-    s = _energy_signal(np.ones((4, 4, 300)), "EDS_TEM")  # 0-3 keV: no Fe line with a k-factor
+    s = _energy_signal(np.ones((4, 4, 60)), "EDS_TEM")  # 0-0.6 keV: no Fe line at all
     with pytest.raises(errors.ElementError, match="Fe has no line"):
         load_spectrum_image(s)
+
+
+def test_fe_l_line_is_quantified_when_the_k_line_is_out_of_range():
+    """0-3 keV: Fe Ka is outside, so Fe La (0.70 keV) is used, with the model's k-factor."""
+    s = load_spectrum_image(_energy_signal(np.ones((4, 4, 300)), "EDS_TEM"))
+    assert "Fe_La" in s.metadata.Sample.xray_lines
 
 
 @pytest.mark.parametrize("data,match", [

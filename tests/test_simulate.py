@@ -3,7 +3,8 @@ import numpy as np
 import pytest
 
 from helpers.simulate import simulate
-from helpers.xray.kfactors import choose_line, load_kfactors
+from helpers.xray.choice import choose_line
+from helpers.xray.kfactors import load_kfactors
 from helpers.xray.lines import at_to_wt, line_energy
 
 

@@ -12,7 +12,8 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from ..errors import DataError, ElementError, KFactorWarning, ParameterError
-from ..xray.kfactors import choose_line, defaulted_elements, load_kfactors
+from ..xray.choice import choose_line
+from ..xray.kfactors import defaulted_elements, load_kfactors
 from .composition import Composition, absorption_factors, cliff_lorimer
 from .linefit import beam_energy_of, energy_range_of, fit_line_intensities, window_line_intensities
 from .spectra import (cluster_spectra, interior_and_whole_spectra, interior_labels, new_like,
@@ -39,7 +40,8 @@ def quant_lines(signal, elements=None, kfactors=None):
     if missing:
         name = getattr(kfactors, "name", None) or str(kfactors)
         warnings.warn(f"k-factor file {name} lacks {', '.join(missing)}: using the package's "
-                      "default 200 kV values for them (add rows to use your own).",
+                      "values for them (its table scaled to the beam energy, or its model; add "
+                      "rows to use your own).",
                       KFactorWarning, stacklevel=2)
     return lines
 

@@ -16,7 +16,8 @@ from __future__ import annotations
 import numpy as np
 
 from ..errors import ParameterError
-from ..xray.kfactors import choose_line, load_kfactors
+from ..xray.choice import choose_line
+from ..xray.kfactors import load_kfactors
 from .geometry import hea6_geometry, hea7_geometry, precipitate_geometry
 from .spectra import continuum_spectrum, energy_axis, phase_unit_spectrum
 from .truth import GroundTruth

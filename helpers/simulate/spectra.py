@@ -13,6 +13,8 @@ from __future__ import annotations
 
 import numpy as np
 
+from ..xray.choice import resolve_kfactor
+from ..xray.ionisation import LineNotExcitedError
 from ..xray.kfactors import load_kfactors
 from ..xray.lines import at_to_wt, atomic_number, family_lines, fwhm_kev, gaussian_channels
 
@@ -47,7 +49,7 @@ def characteristic_spectrum(composition, energies, channel_width, beam_energy=20
             lines = {ln: ew for ln, ew in family_lines(el, fam).items() if e_lo < ew[0] < e_hi}
             if lines:
                 fams[fam] = lines
-        quant = {f: table[(el, f + "a")].k for f in fams if (el, f + "a") in table}
+        quant = _main_line_kfactors(el, fams, beam_energy, table)
         if not quant:
             continue
         main_strength = {f: w / k for f, k in quant.items()}
@@ -59,6 +61,21 @@ def characteristic_spectrum(composition, energies, channel_width, beam_energy=20
                 spec += strength * weight * gaussian_channels(energies, channel_width, energy,
                                                               sigma)
     return spec
+
+
+def _main_line_kfactors(element, families, beam_energy, table):
+    """k-factor of each family's main line the simulation gives its table-like intensity: the
+    table's families (scaled to the beam energy, :func:`helpers.xray.choice.resolve_kfactor`,
+    as the quantification does); for an element the table lacks, the model's value of every
+    excited family. Other families get :data:`_MINOR_FAMILY_YIELD`."""
+    tabled = [f for f in families if (element, f + "a") in table]
+    out = {}
+    for f in tabled or families:
+        try:
+            out[f] = resolve_kfactor(element, f + "a", beam_energy, table).k
+        except LineNotExcitedError:
+            continue
+    return out
 
 
 def detector_efficiency(energies):

@@ -1,4 +1,4 @@
-"""Cliff-Lorimer k-factor table and the choice of each element's quantification line.
+"""Cliff-Lorimer k-factor tables: the package's 200 kV table and users' files.
 
 The table is a CSV (``element,line,k_factor,k_factor_err``; weight basis; main line of a family)
 shipped in ``helpers/xray/data/kfactors_200kV.csv``. Users pass their own file with the same columns;
@@ -10,10 +10,11 @@ import csv
 from dataclasses import dataclass
 from pathlib import Path
 
-from ..errors import ElementError, KFactorError
-from .lines import database, line_energy
+from ..errors import KFactorError
 
 DEFAULT_TABLE = Path(__file__).parent / "data" / "kfactors_200kV.csv"
+#: Source of the package table's values (scaled or model values say so in their own source).
+PACKAGE_SOURCE = "package 200 kV table"
 
 # K lines are used up to this energy; above it the L (then M) line is preferred, as is common
 # practice: SDD efficiency falls above ~15 keV and L-line k-factors are better known there.
@@ -28,7 +29,7 @@ class KFactor:
     line: str
     k: float
     k_err: float
-    source: str = "package 200 kV table"
+    source: str = "package 200 kV table"   # PACKAGE_SOURCE
 
     @property
     def xray_line(self) -> str:
@@ -87,7 +88,7 @@ def load_kfactors(user_table=None) -> dict[tuple[str, str], KFactor]:
         A CSV path in the same format, or a ``{(element, line): KFactor}`` /
         ``{"Fe_Ka": (k, k_err)}`` mapping.
     """
-    table = read_kfactor_csv(DEFAULT_TABLE, source="package 200 kV table")
+    table = read_kfactor_csv(DEFAULT_TABLE, source=PACKAGE_SOURCE)
     if user_table is None:
         return table
     if isinstance(user_table, dict):
@@ -108,48 +109,9 @@ def load_kfactors(user_table=None) -> dict[tuple[str, str], KFactor]:
     return table
 
 
-def choose_line(element: str, energy_range: tuple[float, float], beam_energy: float,
-                table=None) -> KFactor:
-    """The line of ``element`` to quantify, and its k-factor.
-
-    The K line is used when it lies inside the energy range and below ``K_LINE_MAX_KEV``;
-    otherwise the L line, then the M line, then a K line above that limit. Lines must be
-    excited (energy below the beam energy) and inside ``energy_range`` (keV).
-
-    Raises
-    ------
-    ElementError
-        If the element is unknown or none of its tabulated lines falls inside the range.
-    KFactorError
-        If the table has no k-factor for any line of this element.
-    """
-    db = database()
-    if element not in db:
-        raise ElementError(f"Unknown element symbol {element!r}: use a chemical symbol such as "
-                           "'Fe' or 'Cd' (case-sensitive).")
-    table = load_kfactors() if table is None else table
-    rows = {line: kf for (el, line), kf in table.items() if el == element}
-    if not rows:
-        raise KFactorError(f"No k-factor for {element}: add a row for it to your k-factor CSV "
-                           "(element,line,k_factor,k_factor_err).")
-    lo, hi = energy_range
-    inside = {line: line_energy(element, line) for line in rows
-              if line in db[element]["Atomic_properties"]["Xray_lines"]
-              and lo < line_energy(element, line) < min(hi, beam_energy)}
-    for pref in ("Ka", "La", "Ma"):
-        if pref in inside and (pref != "Ka" or inside[pref] <= K_LINE_MAX_KEV):
-            return rows[pref]
-    if "Ka" in inside:
-        return rows["Ka"]
-    known = ", ".join(f"{element}_{ln} {line_energy(element, ln):.2f} keV" for ln in rows
-                      if ln in db[element]["Atomic_properties"]["Xray_lines"])
-    raise ElementError(f"{element} has no line with a k-factor inside the energy range "
-                       f"{lo:.2f}-{hi:.2f} keV ({known}): remove it from the elements or "
-                       "record a wider energy range.")
-
-
 def defaulted_elements(lines, user_table) -> list[str]:
-    """Elements whose k-factor came from the package table although ``user_table`` was given.
+    """Elements whose k-factor came from the package (its table or its model) although
+    ``user_table`` was given.
 
     A user's k-factor file replaces the package values only for the elements it lists; this
     names the others so the caller can say so (mixing instrument-specific and generic values is
@@ -157,4 +119,5 @@ def defaulted_elements(lines, user_table) -> list[str]:
     """
     if user_table is None:
         return []
-    return [kf.element for kf in lines if kf.source == "package 200 kV table"]
+    return [kf.element for kf in lines
+            if kf.source.startswith(PACKAGE_SOURCE) or kf.source.startswith("model")]
