@@ -16,7 +16,11 @@ import numpy as np
 
 from .errors import InputFileError, ParameterError
 from .paths import demo_dir
-from .simulate import PRESETS, SIMULATOR_VERSION, get_truth, simulate  # noqa: F401 (get_truth: API)
+from .simulate import PRESETS, SIMULATOR_VERSION, get_truth, random_scene, simulate  # noqa: F401
+from .simulate.scenes import SCENE_VERSION
+
+#: The demo name of the random scenes (``demo:random?seed=7&size=128``): any seed is a new sample.
+RANDOM = "random"
 
 DEMO_PREFIX = "demo:"
 
@@ -44,11 +48,12 @@ def load_demo(source: str, lazy=False, folder=None, cache_min_pixels=None):
             with warnings.catch_warnings():
                 warnings.simplefilter("ignore")
                 sig = hs.load(path, lazy=bool(lazy))
-            if int(sig.metadata.get_item("Simulation.params.version", -1)) == SIMULATOR_VERSION:
+            version = SCENE_VERSION if name == RANDOM else SIMULATOR_VERSION
+            if int(sig.metadata.get_item("Simulation.params.version", -1)) == version:
                 return sig
         except Exception:  # a damaged cache file is simply regenerated
             pass
-    sig, _ = simulate(name, **opts)
+    sig, _ = random_scene(**{"seed": 0, **opts}) if name == RANDOM else simulate(name, **opts)
     if cache_min_pixels is None:
         cache_min_pixels = DEMO_CACHE_MIN_PIXELS
     if np.prod(sig.data.shape[:2]) >= cache_min_pixels:
@@ -66,11 +71,11 @@ def parse_demo(source: str):
     """Split ``"demo:NAME?key=value&..."`` into ``(NAME, options)`` with numeric values."""
     body = source[len(DEMO_PREFIX):]
     name, _, query = body.partition("?")
-    if name not in PRESETS:
+    if name not in PRESETS and name != RANDOM:
         raise InputFileError(f"Unknown demo {name!r}: use one of "
-                             f"{', '.join(DEMO_PREFIX + p for p in PRESETS)}.")
+                             f"{', '.join(DEMO_PREFIX + p for p in [*PRESETS, RANDOM])}.")
     allowed = {"size", "dose", "seed", "n_channels", "channel_width", "beam_energy",
-               "energy_resolution_mnka", "pixel_nm"}
+               "energy_resolution_mnka", "pixel_nm"} | ({"n_phases"} if name == RANDOM else set())
     opts = {}
     for key, val in parse_qsl(query, keep_blank_values=True):
         if key not in allowed:
@@ -80,7 +85,8 @@ def parse_demo(source: str):
             num = float(val)
         except ValueError:
             raise ParameterError(f"Demo option {key}={val!r} in {source!r} must be a number.") from None
-        opts[key] = int(num) if num.is_integer() and key in {"size", "seed", "n_channels"} else num
+        opts[key] = int(num) if num.is_integer() and key in {"size", "seed", "n_channels",
+                                                             "n_phases"} else num
     return name, opts
 
 

@@ -29,12 +29,14 @@ Presets (compositions from the paper's Tables 1 and 2, ``../shared/reference/pap
     (no anion; the K lines of five neighbouring 3d metals overlap, Kb on the next one's Ka).
 
 Modules: :mod:`.truth` (the ground truth carried by a signal), :mod:`.spectra` (phase spectra),
-:mod:`.geometry` (preset geometries), :mod:`.presets` (:func:`simulate`), :mod:`.large` (maps
+:mod:`.geometry` (preset geometries), :mod:`.presets` (:func:`simulate`), :mod:`.scenes`
+(:func:`random_scene`: random samples for the generalisation benchmark), :mod:`.large` (maps
 larger than memory, written block by block).
 """
 from .geometry import smooth_field  # noqa: F401
 from .large import large_truth, write_simulated_map  # noqa: F401
 from .presets import PRESETS, SIMULATOR_VERSION, simulate  # noqa: F401
+from .scenes import random_scene, scene_suite  # noqa: F401
 from .spectra import (characteristic_spectrum, continuum_spectrum, detector_efficiency,  # noqa: F401
                       energy_axis, phase_unit_spectrum)
 from .truth import GroundTruth, get_truth  # noqa: F401
