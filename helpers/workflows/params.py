@@ -33,7 +33,10 @@ class WorkflowParams:
     Workflow 2: ``min_cluster_size`` (None/"auto": plateau of the cluster count),
     ``min_samples`` (None: 5), ``umap_input`` ("pca" or "spectra"), ``umap_dims``,
     ``n_neighbors``, ``n_epochs`` (None: :data:`helpers.cluster.UMAP_EPOCHS`),
-    ``allow_single_cluster``.
+    ``allow_single_cluster``, ``merge_splits`` (merge clusters whose split is no more than
+    noise makes, :func:`helpers.multinomial.merge_insignificant`), ``assign_noise`` (every pixel
+    to the cluster that explains its counts, noise only where none does,
+    :func:`helpers.multinomial.assign_by_likelihood`); both False = the paper's plain HDBSCAN.
     """
 
     bin_factor: int = 2
@@ -56,6 +59,8 @@ class WorkflowParams:
     n_neighbors: int = 15
     n_epochs: int = None
     allow_single_cluster: bool = True
+    merge_splits: bool = True
+    assign_noise: bool = True
 
     def replace(self, **changes) -> "WorkflowParams":
         """A copy with some fields changed; an unknown name is refused with the known ones."""

@@ -22,6 +22,7 @@ from ..cluster import (UMAP_EPOCHS, HDBSCANResult, check_int, default_min_cluste
                        gmm_cluster, hdbscan_cluster, plateau_min_cluster_size,
                        poisson_mixture_refine, recluster)
 from ..errors import ParameterError
+from ..multinomial import assign_by_likelihood, merge_insignificant
 from ..preprocess import upsample_labels
 from .features import embedding_for, pca_of_features
 from .params import resolve
@@ -53,6 +54,7 @@ class WorkflowResult:
     params: dict = field(default_factory=dict)
     hdbscan: HDBSCANResult = field(repr=False, default=None)   # W2: tree for re-clustering
     pca: object = field(repr=False, default=None)
+    counts: np.ndarray = field(repr=False, default=None)   # W2: binned counts of sample pixels
 
     @property
     def noise_fraction(self):
@@ -203,9 +205,30 @@ def workflow2(signal, params=None, *, cache=True, **overrides):
         bool(q.allow_single_cluster) == base.allow_single_cluster
     h = base if same else recluster(base, mcs, q.allow_single_cluster, embedding=emb[m])
     info = {**feats.params, **key, "min_cluster_size": mcs,
-            "allow_single_cluster": q.allow_single_cluster, "mask": _mask_param(q.mask)}
-    return _result(2, feats, p, h.labels, h.probabilities, h.n_clusters, info, embedding=emb,
-                   hdbscan=h)
+            "allow_single_cluster": q.allow_single_cluster, "mask": _mask_param(q.mask),
+            "merge_splits": q.merge_splits, "assign_noise": q.assign_noise}
+    labels, proba = _counting_statistics(feats.counts[m], h, q.merge_splits, q.assign_noise,
+                                         q.random_state)
+    return _result(2, feats, p, labels, proba, int(labels.max() + 1), info, embedding=emb,
+                   hdbscan=h, counts=feats.counts[m])
+
+
+def _counting_statistics(counts, h, merge, assign, random_state):
+    """HDBSCAN's clusters judged by the counts: splits no bigger than noise makes merged
+    (:func:`helpers.multinomial.merge_insignificant`), every pixel to the cluster that explains
+    it (:func:`helpers.multinomial.assign_by_likelihood`). Returns labels and a per-pixel
+    membership (HDBSCAN's, or the posterior of the assigned cluster)."""
+    labels, proba = h.labels, h.probabilities
+    if not (merge or assign):
+        return labels, proba
+    if labels.max() < 0:          # no dense group at all: one cluster, for the counts to judge
+        labels = np.zeros_like(labels)
+    if merge:
+        labels, _ = merge_insignificant(counts, labels, random_state=random_state)
+    if assign:
+        labels, post = assign_by_likelihood(counts, labels)
+        proba = np.where(labels >= 0, post.max(axis=1) if post.size else 0.0, 0.0)
+    return labels, proba
 
 
 def recluster_workflow2(result, min_cluster_size):
@@ -217,16 +240,19 @@ def recluster_workflow2(result, min_cluster_size):
         raise ParameterError("recluster_workflow2 needs a result of workflow2.")
     m = result.mask_binned.ravel()
     h = recluster(result.hdbscan, min_cluster_size, embedding=result.embedding[m])
+    labels, proba = _counting_statistics(result.counts, h, result.params.get("merge_splits"),
+                                         result.params.get("assign_noise"),
+                                         result.params.get("random_state", 0))
     grid = (result.binned_shape, result.bin_factor, result.original_shape)
-    lb, up, prob_up = _on_grids(grid, m, h.labels, h.probabilities)
+    lb, up, prob_up = _on_grids(grid, m, labels, proba)
     params = dict(result.params, min_cluster_size=int(min_cluster_size))
     return WorkflowResult(workflow=2, labels=up, probabilities=prob_up, mask=result.mask,
                           labels_binned=lb, mask_binned=result.mask_binned, scores=result.scores,
                           embedding=result.embedding, n_components=result.n_components,
-                          elbow=result.elbow, n_clusters=h.n_clusters,
+                          elbow=result.elbow, n_clusters=int(labels.max() + 1),
                           bin_factor=result.bin_factor, binned_shape=result.binned_shape,
                           original_shape=result.original_shape, energy=result.energy,
-                          params=params, hdbscan=h, pca=result.pca)
+                          params=params, hdbscan=h, pca=result.pca, counts=result.counts)
 
 
 def save_labels(result, output_dir=None):
