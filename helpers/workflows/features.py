@@ -18,7 +18,8 @@ from ..cluster import UMAP_EPOCHS, umap_embed
 from ..decompose import pca
 from ..errors import DataError, ParameterError
 from ..maps import sample_mask
-from ..preprocess import lazy_features, make_features, prepare
+from ..preprocess import (auto_energy_bin, energy_slice, lazy_binned_counts, lazy_features,
+                          make_features, prepare)
 
 
 @dataclass
@@ -41,7 +42,8 @@ class Features:
         return self.mask.reshape(self.binned_shape)
 
 
-def _get_signal(signal):
+def as_signal(signal):
+    """A loaded spectrum image: ``signal`` itself, or the file / demo it names."""
     if isinstance(signal, (str,)) or hasattr(signal, "__fspath__"):
         from ..io import load_spectrum_image   # io sits below workflows; deferred: rarely used
         return load_spectrum_image(signal, verbose=False)
@@ -73,7 +75,7 @@ def compute_features(signal, bin_factor=2, energy_range=None, normalization="tot
     -------
     Features
     """
-    signal = _get_signal(signal)
+    signal = as_signal(signal)
     dh = _cache.data_hash(signal)
     args = dict(bin_factor=bin_factor, energy_range=energy_range, normalization=normalization,
                 scaling=scaling, mask=mask, energy_bin=energy_bin)
@@ -194,3 +196,20 @@ def embedding_for(signal, umap_input="pca", n_components=None, umap_dims=4, n_ne
 
     emb = _cache.cached("umap", feats.key, params, run, enabled=cache)
     return feats, p, emb
+
+
+def spatial_counts(signal, feats):
+    """The raw counts the spatial prior reads, on the original pixel grid: ``(counts, channels,
+    energy_bin)`` for :func:`helpers.spatial.regularise_labels`. In memory: the map itself with
+    the features' channel range and binning (no copy). Lazy: reduced chunk by chunk to that
+    range and binning first (:func:`helpers.preprocess.lazy_binned_counts`, bin factor 1)."""
+    eb = feats.params.get("energy_bin", "auto")
+    eb = auto_energy_bin(signal) if eb == "auto" else int(eb)
+    if getattr(signal, "_lazy", False):
+        lz = lazy_binned_counts(signal, 1, feats.energy_range, eb)
+        rows, cols = lz["original_shape"]
+        return lz["counts"].reshape(rows, cols, -1), None, 1
+    if not hasattr(signal, "axes_manager"):
+        return np.asarray(signal), None, 1
+    sl = energy_slice(signal, feats.energy_range)
+    return signal.data, (sl.start, sl.stop), eb

@@ -14,7 +14,7 @@ from ..errors import ParameterError
 
 #: Names of the notebooks' UPPER_CASE constants that map onto :class:`WorkflowParams` fields.
 NOTEBOOK_NAMES = ("BIN_FACTOR", "N_COMPONENTS", "RANDOM_STATE", "N_CLUSTERS", "MIN_CLUSTER_SIZE",
-                  "MIN_SAMPLES", "UMAP_INPUT")
+                  "MIN_SAMPLES", "UMAP_INPUT", "SPATIAL_BETA")
 
 
 @dataclass(frozen=True)
@@ -27,7 +27,8 @@ class WorkflowParams:
     elements' useful range), ``normalization`` ("total": thickness-independent),
     ``scaling`` ("standard"), ``mask`` ("auto" vacuum/support mask, None: every pixel),
     ``energy_bin`` ("auto": half the detector FWHM).
-    PCA (both): ``n_components`` (None: automatic elbow), ``max_components``, ``random_state``.
+    PCA (both): ``n_components`` (None: workflow 1 keeps as many as ``n_clusters``, workflow 2
+    the larger of the scree elbow and 2 x ``umap_dims``), ``max_components``, ``random_state``.
     Workflow 1: ``n_clusters``, ``n_init``, ``covariance_type``, ``refine`` (multinomial
     refinement of the GMM partition).
     Workflow 2: ``min_cluster_size`` (None/"auto": plateau of the cluster count),
@@ -37,6 +38,9 @@ class WorkflowParams:
     noise makes, :func:`helpers.multinomial.merge_insignificant`), ``assign_noise`` (every pixel
     to the cluster that explains its counts, noise only where none does,
     :func:`helpers.multinomial.assign_by_likelihood`); both False = the paper's plain HDBSCAN.
+    Both workflows: ``spatial_beta`` ("auto": a Potts prior on the original pixel grid, its
+    coupling estimated from the data, :func:`helpers.spatial.regularise_labels`; a number: that
+    coupling; None or 0: the per-pixel labels).
     """
 
     bin_factor: int = 2
@@ -61,6 +65,7 @@ class WorkflowParams:
     allow_single_cluster: bool = True
     merge_splits: bool = True
     assign_noise: bool = True
+    spatial_beta: object = None
 
     def replace(self, **changes) -> "WorkflowParams":
         """A copy with some fields changed; an unknown name is refused with the known ones."""
