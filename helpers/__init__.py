@@ -20,8 +20,8 @@ __version__ = "0.1.0"
 
 _SUBMODULES = (
     "errors", "paths", "cache", "numba_cache", "results", "xray", "simulate", "demo", "io",
-    "preprocess", "maps", "decompose", "cluster", "workflows", "quant", "entropy", "compare",
-    "plotting", "widgets", "execution", "runner",
+    "preprocess", "maps", "decompose", "cluster", "multinomial", "spatial", "workflows", "quant",
+    "reproducibility", "entropy", "compare", "plotting", "widgets", "execution", "runner",
 )
 
 # HyperSpy 2.5 warns about exspy's old import paths on every import; nothing a user can act on.

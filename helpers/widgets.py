@@ -15,8 +15,8 @@ from __future__ import annotations
 
 import numpy as np
 
-from .plotting import plot_clusters, plot_pca_components
-from .workflows import recluster_workflow2, workflow1
+from .plotting import plot_clusters, plot_pca_components, plot_spatial_prior
+from .workflows import recluster_workflow2, regularised_at, workflow1
 
 
 class SliderView:
@@ -123,3 +123,34 @@ def min_cluster_size_slider(result, scale=None, lo=None, hi=None):
         return r
 
     return SliderView("min_cluster_size (binned px)", value, lo, hi, draw)
+
+
+def spatial_prior_slider(signal, result, scale=None, hi=6.0):
+    """Slider for the Potts coupling beta of the spatial prior: redraws the per-pixel and the
+    regularised cluster maps side by side (:func:`helpers.plotting.plot_spatial_prior`).
+
+    ``result`` is a workflow result (its per-pixel labels are the starting point); the slider
+    starts at the coupling estimated from the data (or 1.0 when the prior was off) and moves in
+    steps of 0.25; 0 gives the per-pixel labels back.
+    """
+    import ipywidgets as w
+
+    start = result.spatial.beta if result.spatial is not None else 1.0
+    slider = w.FloatSlider(value=round(float(start) * 4) / 4, min=0.0, max=float(hi), step=0.25,
+                           description="beta (coupling)", continuous_update=False,
+                           style={"description_width": "initial"},
+                           layout=w.Layout(width="480px"))
+    out = w.Output()
+
+    def draw(change=None):
+        import matplotlib.pyplot as plt
+        out.clear_output(wait=True)
+        with out:
+            reg = regularised_at(signal, result, slider.value)
+            plot_spatial_prior(result, reg, scale=scale)
+            print(f"beta = {slider.value:.2f}: {int(reg.n_clusters)} clusters")
+            plt.show()
+
+    slider.observe(draw, names="value")
+    draw()
+    return w.VBox([slider, out])

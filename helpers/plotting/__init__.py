@@ -15,7 +15,7 @@ from .core import (MASKED_COLOR, MASKED_LABEL, NOISE_COLOR, add_scalebar,  # noq
 from .decomposition import (plot_gmm_criteria, plot_pca_components, plot_scree,  # noqa: F401
                             plot_thickness_check)
 from .maps import (plot_cluster_map, plot_clusters, plot_correlation_matrix,  # noqa: F401
-                   plot_element_maps, plot_embedding, plot_probability_maps)
+                   plot_element_maps, plot_embedding, plot_probability_maps, plot_spatial_prior)
 from .results import (plot_compositions, plot_contingency, plot_entropy,  # noqa: F401
                       plot_method_comparison, plot_metal_to_sulfur, plot_z_scores)
 from .spectra import (plot_cluster_spectra, plot_cluster_spectrum, plot_pixel_vs_cluster,  # noqa: F401

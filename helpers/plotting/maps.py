@@ -166,3 +166,31 @@ def plot_clusters(result, scale=None, title=None, fig=None):
         axes[1].set_title(axes[1].get_title() + f" ({n_noise} noise px)")
     fig.tight_layout()
     return axes
+
+
+def plot_spatial_prior(result, regularised=None, scale=None, fig=None):
+    """Per-pixel labels next to the labels regularised by the spatial prior, shared colours.
+
+    ``result`` is a workflow result; ``regularised`` another one at some coupling (default:
+    ``result`` itself, whose per-pixel labels are ``result.labels_per_pixel``).
+
+    Returns
+    -------
+    array of two axes
+    """
+    _, plt = mpl()
+    reg = result if regularised is None else regularised
+    before = reg.labels_per_pixel if reg.labels_per_pixel is not None else result.labels
+    if fig is None:
+        fig = plt.figure(figsize=(10, 4.2))
+    axes = fig.subplots(1, 2)
+    sample = np.asarray(reg.mask, bool)
+    changed = float(np.mean((reg.labels != before)[sample])) if sample.any() else 0.0
+    beta = reg.spatial.beta if reg.spatial is not None else 0.0
+    plot_cluster_map(before, ax=axes[0], mask=reg.mask, scale=scale,
+                     title=f"workflow {reg.workflow}: per pixel")
+    plot_cluster_map(reg.labels, ax=axes[1], mask=reg.mask, scale=scale,
+                     title=f"with the spatial prior (beta = {beta:.2f}): "
+                           f"{100 * changed:.1f} % changed")
+    fig.tight_layout()
+    return axes

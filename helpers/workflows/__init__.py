@@ -12,5 +12,5 @@ results folder).
 """
 from .features import Features, compute_features, embedding_for, pca_of_features  # noqa: F401
 from .params import WorkflowParams  # noqa: F401
-from .pipeline import (WorkflowResult, recluster_workflow2, save_labels,  # noqa: F401
-                       workflow1, workflow2, workflow_labels)
+from .pipeline import (WorkflowResult, apply_spatial_prior, recluster_workflow2,  # noqa: F401
+                       regularised_at, save_labels, workflow1, workflow2, workflow_labels)

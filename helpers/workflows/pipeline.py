@@ -328,3 +328,33 @@ def workflow_labels(signal, output_dir=None, params=None, **overrides):
             found = (np.asarray(r.labels, int), r.probabilities)
         out[wf] = found
     return out
+
+
+def regularised_at(signal, result, beta):
+    """A copy of ``result`` with its per-pixel labels regularised at coupling ``beta`` (0: the
+    per-pixel labels): what the spatial-prior slider shows."""
+    from dataclasses import replace
+
+    base = replace(result, labels=result.labels_per_pixel if result.labels_per_pixel is not None
+                   else result.labels, spatial=None)
+    if not beta:
+        base.labels_per_pixel = base.labels
+        base.n_clusters = int(base.labels.max() + 1)
+        return base
+    counts, channels, ebin = (result.spatial.counts_args if result.spatial is not None
+                              else spatial_counts(as_signal(signal), _features_of(signal, result)))
+    sp = regularise_labels(counts, base.labels, mask=base.mask, beta=float(beta),
+                           energy_bin=ebin, channels=channels)
+    sp.counts_args = (counts, channels, ebin)
+    base.labels_per_pixel, base.labels, base.spatial = base.labels, sp.labels, sp
+    base.n_clusters = int(sp.labels.max() + 1)
+    return base
+
+
+def _features_of(signal, result):
+    """The (memoised) features a result was computed from."""
+    from .features import compute_features
+    keys = ("bin_factor", "energy_range", "normalization", "scaling", "energy_bin")
+    kw = {k: result.params[k] for k in keys if k in result.params}
+    mask = result.params.get("mask", "auto")
+    return compute_features(as_signal(signal), mask="auto" if mask == "auto" else None, **kw)
