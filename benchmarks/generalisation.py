@@ -58,22 +58,44 @@ warnings.filterwarnings("ignore")
 # ADAPTER: every call into the package's workflow / quantification functions is here (they
 # are being moved to a new module: only this section should need to change).
 # ============================================================================================
+def _extras(r, rerun):
+    """What every run also hands to :func:`evaluate` (not stored): the labels before the
+    spatial prior (None when it was off) and a re-run for the split-half check."""
+    before = None if r.labels_per_pixel is None else np.asarray(r.labels_per_pixel)
+    return dict(_labels_per_pixel=before, _rerun=rerun)
+
+
 def run_workflow1(signal, n_clusters, **params):
     """Workflow 1 (PCA + GMM). Returns (labels on the original grid, info dict)."""
     from helpers.workflows import workflow1
     r = workflow1(signal, n_clusters=n_clusters, **params)
+    rerun = lambda s: workflow1(s, n_clusters=n_clusters, cache=False, **params).labels  # noqa: E731
     return np.asarray(r.labels), dict(n_clusters=int(r.n_clusters), n_components=int(r.n_components),
-                                      noise_fraction_binned=float(r.noise_fraction))
+                                      noise_fraction_binned=float(r.noise_fraction),
+                                      beta=_beta(r), **_extras(r, rerun))
 
 
 def run_workflow2(signal, **params):
     """Workflow 2 (UMAP + HDBSCAN). Returns (labels on the original grid, info dict)."""
     from helpers.workflows import workflow2
     r = workflow2(signal, **params)
+    rerun = lambda s: workflow2(s, cache=False, **params).labels  # noqa: E731
     return np.asarray(r.labels), dict(n_clusters=int(r.n_clusters), n_components=int(r.n_components),
                                       noise_fraction_binned=float(r.noise_fraction),
                                       min_cluster_size=int(r.params.get("min_cluster_size", -1)),
-                                      min_samples=int(r.params.get("min_samples", -1)))
+                                      min_samples=int(r.params.get("min_samples", -1)),
+                                      beta=_beta(r), **_extras(r, rerun))
+
+
+def _beta(r):
+    return None if r.spatial is None else float(r.spatial.beta)
+
+
+def split_half_ari(signal, rerun, labels, seed=0):
+    """ARI between the labels of two independent halves of the counts
+    (:func:`helpers.reproducibility.split_half`), the check a user can run without truth."""
+    from helpers.reproducibility import split_half
+    return float(split_half(signal, rerun, labels, seed=seed).ari)
 
 
 def quantify(signal, labels, workflow=1):
@@ -219,7 +241,31 @@ def composition_errors(quant, labels, truth):
                 clusters=per)
 
 
-def evaluate(workflow, run, signal, truth):
+def thin_recall(labels, truth):
+    """Recall of the three-pixel lamellae: share of each such phase's pixels lying in clusters
+    whose majority phase it is. Returns {phase index: recall} (empty when none)."""
+    thin = truth.params["scene"].get("three_px_phases") or []
+    if not thin:
+        return {}
+    clusters, m = contingency(labels, truth)
+    major = m.argmax(1) if len(clusters) else np.zeros(0, int)
+    size_p = np.bincount(truth.labels[truth.labels >= 0], minlength=len(truth.phase_names))
+    return {str(p): float(m[major == p, p].sum() / max(size_p[p], 1)) for p in thin}
+
+
+def _label_metrics(labels, truth):
+    sample = truth.labels >= 0
+    found = found_phases(labels, truth)
+    fr = np.bincount(truth.labels[sample], minlength=len(found)) / sample.sum()
+    return dict(ari=ari(labels, truth), ari_assigned=ari_assigned(labels, truth),
+                noise_fraction=float(np.mean(labels[sample] < 0)),
+                found=found, n_found=int(sum(found)), all_found=bool(all(found)),
+                all_found_ge2=bool(all(f for f, x in zip(found, fr) if x >= SMALL_PHASE)),
+                all_found_ge1=bool(all(f for f, x in zip(found, fr) if x >= 0.01)),
+                thin_recall=thin_recall(labels, truth))
+
+
+def evaluate(workflow, run, signal, truth, split_half=False):
     """One workflow on one scene: labels, then every metric; errors recorded, never raised."""
     out = dict(error=None)
     t0 = time.perf_counter()
@@ -229,15 +275,18 @@ def evaluate(workflow, run, signal, truth):
         out.update(error=f"{type(exc).__name__}: {exc}", traceback=traceback.format_exc(limit=6))
         return out, None
     out["time_s"] = time.perf_counter() - t0
+    before, rerun = info.pop("_labels_per_pixel", None), info.pop("_rerun", None)
     out.update(info)
-    sample = truth.labels >= 0
-    found = found_phases(labels, truth)
-    fr = np.bincount(truth.labels[sample], minlength=len(found)) / sample.sum()
-    out.update(ari=ari(labels, truth), ari_assigned=ari_assigned(labels, truth),
-               noise_fraction=float(np.mean(labels[sample] < 0)),
-               found=found, n_found=int(sum(found)),
-               all_found=bool(all(found)),
-               all_found_ge2=bool(all(f for f, x in zip(found, fr) if x >= SMALL_PHASE)))
+    out.update(_label_metrics(labels, truth))
+    if before is not None:   # the same run without the spatial prior
+        out["no_prior"] = _label_metrics(before, truth)
+    if split_half and rerun is not None:
+        t1 = time.perf_counter()
+        try:
+            out["split_half_ari"] = split_half_ari(signal, rerun, labels)
+        except Exception as exc:
+            out["split_half_error"] = f"{type(exc).__name__}: {exc}"
+        out["split_half_time_s"] = time.perf_counter() - t1
     t0 = time.perf_counter()
     try:
         q = quantify(signal, labels, workflow=workflow)
@@ -276,8 +325,9 @@ def run_scene(seed, size, w1_params, w2_params):
     except Exception as exc:
         rec["ceiling_map"] = None
         rec["ceiling_map_error"] = f"{type(exc).__name__}: {exc}"
-    rec["w1"], _ = evaluate(1, lambda: run_workflow1(signal, n, **w1_params), signal, truth)
-    rec["w2"], _ = evaluate(2, lambda: run_workflow2(signal, **w2_params), signal, truth)
+    sh = os.environ.get("HEA_BENCH_SPLIT_HALF") == "1"
+    rec["w1"], _ = evaluate(1, lambda: run_workflow1(signal, n, **w1_params), signal, truth, sh)
+    rec["w2"], _ = evaluate(2, lambda: run_workflow2(signal, **w2_params), signal, truth, sh)
     rec["w1"]["n_clusters_requested"] = n
     for w in ("w1", "w2"):
         a = rec[w].get("ari")
@@ -358,6 +408,8 @@ def _child_cmd(args):
         cmd += ["--w1", *args.w1]
     if args.w2:
         cmd += ["--w2", *args.w2]
+    if args.split_half:
+        cmd += ["--split-half"]
     return cmd
 
 
@@ -497,7 +549,8 @@ def child_scene(seed, size, out, w1, w2):
 
 
 def config(args):
-    return dict(w1=parse_params(args.w1), w2=parse_params(args.w2))
+    return dict(w1=parse_params(args.w1), w2=parse_params(args.w2),
+                split_half=bool(getattr(args, "split_half", False)))
 
 
 def _fmt(x, d=3):
@@ -510,6 +563,44 @@ def _fmt(x, d=3):
 def _vals(recs, w, key):
     return np.array([r[w][key] for r in recs if not r.get("error") and w in r
                      and r[w].get(key) is not None], float)
+
+
+def _split_half_summary(runs, w):
+    """Spearman correlation of the split-half ARI with the ARI against truth."""
+    from scipy.stats import spearmanr
+    pairs = [(r[w]["split_half_ari"], r[w]["ari"]) for r in runs
+             if r[w].get("split_half_ari") is not None]
+    if len(pairs) < 3:
+        return dict(split_half_spearman=None, n_split_half=len(pairs))
+    rho = spearmanr(*zip(*pairs)).statistic
+    return dict(split_half_spearman=float(rho), n_split_half=len(pairs),
+                split_half_median=float(np.median([p[0] for p in pairs])))
+
+
+def _prior_summary(runs, w):
+    """The spatial prior against the same run's per-pixel labels (when the prior was on)."""
+    with_prior = [r for r in runs if r[w].get("no_prior")]
+    if not with_prior:
+        return {}
+    gain = np.array([r[w]["ari"] - r[w]["no_prior"]["ari"] for r in with_prior])
+    before = np.array([r[w]["no_prior"]["ari"] - r["ceiling"] for r in with_prior
+                       if r.get("ceiling") is not None])
+    thin = [(r[w]["thin_recall"], r[w]["no_prior"]["thin_recall"]) for r in with_prior
+            if r[w].get("thin_recall")]
+    lost = [[int(r["seed"]), int(r["size"])] for r in with_prior
+            if r[w]["no_prior"]["all_found_ge1"] and not r[w]["all_found_ge1"]]
+    return dict(prior_gain_median=float(np.median(gain)), prior_gain_min=float(gain.min()),
+                prior_worse_001=int(np.sum(gain < -0.01)),
+                prior_worse_cases=[[int(r["seed"]), int(r["size"]), round(float(g), 3)]
+                                   for r, g in zip(with_prior, gain) if g < -0.01],
+                no_prior_delta_median=float(np.median(before)) if before.size else None,
+                all_found_ge1=float(np.mean([r[w]["all_found_ge1"] for r in with_prior])),
+                no_prior_all_found_ge1=float(np.mean([r[w]["no_prior"]["all_found_ge1"]
+                                                      for r in with_prior])),
+                phase_ge1_lost_by_prior=lost,
+                thin_recall_min=float(min(min(a.values()) for a, _ in thin)) if thin else None,
+                no_prior_thin_recall_min=float(min(min(b.values()) for _, b in thin))
+                if thin else None, n_thin=len(thin))
 
 
 def summarise(recs):
@@ -552,6 +643,7 @@ def summarise(recs):
             coverage_2sigma=float(np.mean(cov)) if cov else None,
             n_comp_values=len(errs),
             time_median=float(np.median(_vals(ok, w, "time_s"))) if runs else None)
+        s[w].update(_split_half_summary(runs, w), **_prior_summary(runs, w))
     c = np.array([r["ceiling"] for r in ok if r.get("ceiling") is not None])
     s["ceiling_median"] = float(np.median(c)) if c.size else None
     s["n_low_ceiling"] = int(np.sum(c < 0.1))
@@ -646,8 +738,10 @@ def write_report(recs, args, md_path, png_path, elapsed, argv=None):
              "(`quantify_clusters`, default fit, boundary pixels excluded) and compared with that "
              "phase's true at% for every element of the scene; |error| pooled over (cluster, "
              "element) of all scenes; 2σ coverage = share of those with |error| ≤ 2 × reported "
-             "total σ (95 % expected). Split-half ARI: placeholder (None), filled in by another "
-             "piece.\n")
+             "total σ (95 % expected). Split-half ARI (`--split-half`): ARI between the labels of "
+             "two independent binomial halves of the counts, each clustered with the same "
+             "parameters (`helpers.reproducibility.split_half`): what a user can check without "
+             "truth.\n")
     L.append("## Summary\n")
     L.append("| | W1 (PCA+GMM, true k) | W2 (UMAP+HDBSCAN) |")
     L.append("|---|---|---|")
@@ -675,6 +769,25 @@ def write_report(recs, args, md_path, png_path, elapsed, argv=None):
     row("(cluster, element) values", "n_comp_values", str)
     row("workflow errors", "n_error", str)
     row("median time per scene (s)", "time_median", lambda v: _fmt(v, 1))
+    w1.setdefault("split_half_spearman", None)
+    w2.setdefault("split_half_spearman", None)
+    row("Spearman(split-half ARI, ARI vs truth)", "split_half_spearman")
+    if "prior_gain_median" in w1 or "prior_gain_median" in w2:
+        for k in ("prior_gain_median", "prior_gain_min", "prior_worse_001", "no_prior_delta_median",
+                  "all_found_ge1", "no_prior_all_found_ge1", "thin_recall_min",
+                  "no_prior_thin_recall_min", "n_thin"):
+            w1.setdefault(k, None)
+            w2.setdefault(k, None)
+        L.append("| *spatial prior (same runs, labels before the prior)* | | |")
+        row("median ARI gain from the prior", "prior_gain_median")
+        row("worst ARI change from the prior", "prior_gain_min")
+        row("scenes worse by > 0.01 with the prior", "prior_worse_001", lambda v: "–" if v is None else str(v))
+        row("median Δ without the prior", "no_prior_delta_median")
+        row("scenes with every phase ≥ 1 % found (prior)", "all_found_ge1")
+        row("... without the prior", "no_prior_all_found_ge1")
+        row("min recall of 3-px lamellae (prior)", "thin_recall_min")
+        row("... without the prior", "no_prior_thin_recall_min")
+        row("(scenes with 3-px lamellae)", "n_thin", lambda v: "–" if v is None else str(v))
     L.append(f"\nMedian ceiling ARI {_fmt(s['ceiling_median'])} (MAP ceiling "
              f"{_fmt(s.get('ceiling_map_median'))}); {s['n_low_ceiling']} scenes have a ceiling "
              f"below 0.1 (nothing per-pixel can separate their phases: Δ ≈ 0 there says "
@@ -684,7 +797,7 @@ def write_report(recs, args, md_path, png_path, elapsed, argv=None):
     L.append("## Per scene\n")
     L.append("| seed | size | scene | min frac | dose/px | min diff at% | ceiling | MAP ceil. | W1 ARI | W1 Δ | "
              "W1 found | W1 err | W1 cov | W2 ARI | W2 Δ | W2 k | W2 found | W2 noise | W2 err | "
-             "W2 cov | split-half |")
+             "W2 cov | split-half W1 / W2 |")
     L.append("|" + "---|" * 21)
     for r in ok:
         sc = r["scene"]
@@ -704,7 +817,8 @@ def write_report(recs, args, md_path, png_path, elapsed, argv=None):
             if w == "w2":
                 cells.append(_fmt(x["noise_fraction"], 2))
             cells += [_fmt(comp.get("abs_error_median"), 2), _fmt(comp.get("coverage_2sigma"), 2)]
-        cells.append(_fmt(r.get("split_half_ari")))
+        cells.append(f"{_fmt(r['w1'].get('split_half_ari'))} / "
+                     f"{_fmt(r['w2'].get('split_half_ari'))}")
         L.append("| " + " | ".join(cells) + " |")
     L.append("\n*min frac*: smallest phase's share of the sample; *dose/px*: mean counts per "
              "sample pixel; *min diff at%*: largest per-element difference of the two most similar "
@@ -789,10 +903,14 @@ def main(argv=None):
     ap.add_argument("--report-only", action="store_true", help="rebuild md/png from the json")
     ap.add_argument("--isolate", action="store_true",
                     help="a fresh process per scene (slower: ~30 s of numba loading each)")
+    ap.add_argument("--split-half", action="store_true",
+                    help="also the split-half ARI of each workflow (two more runs per scene)")
     ap.add_argument("--scene", help=argparse.SUPPRESS)   # child: SEED:SIZE
     ap.add_argument("--worker", action="store_true", help=argparse.SUPPRESS)
     ap.add_argument("--out", help=argparse.SUPPRESS)
     args = ap.parse_args(argv)
+    if args.split_half:   # children inherit the environment
+        os.environ["HEA_BENCH_SPLIT_HALF"] = "1"
 
     if args.scene:   # child process (--isolate): one scene
         seed, size = (int(v) for v in args.scene.split(":"))

@@ -58,17 +58,22 @@ def split_gain(counts_a, counts_b):
 def _best_two_way_split(c, rng, n_iter=30):
     """G of the two-cluster classification-EM split of count rows ``c`` from a random start."""
     lab = rng.integers(0, 2, len(c))
+    total = c.sum(0)
     for _ in range(n_iter):
-        if np.unique(lab).size < 2:
+        n1 = int(lab.sum())
+        if n1 in (0, len(lab)):
             return 0.0
-        S = np.stack([c[lab == j].sum(0) for j in range(2)]) + PSEUDO_COUNT
+        S1 = lab.astype(c.dtype) @ c     # one BLAS product, not two boolean-indexed copies;
+        S = np.stack([total - S1, S1]) + PSEUDO_COUNT   # exact: counts are integers
         new = np.argmax(c @ np.log(S / S.sum(1, keepdims=True)).T, axis=1)
         if np.array_equal(new, lab):
             break
         lab = new
-    if np.unique(lab).size < 2:
+    n1 = int(lab.sum())
+    if n1 in (0, len(lab)):
         return 0.0
-    return split_gain(c[lab == 0], c[lab == 1])
+    S1 = lab.astype(c.dtype) @ c
+    return 2.0 * (_loglik(total - S1) + _loglik(S1) - _loglik(total))
 
 
 def null_split_gain(counts, n_draws=NULL_DRAWS, random_state=0):
