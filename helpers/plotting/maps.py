@@ -182,7 +182,7 @@ def plot_spatial_prior(result, regularised=None, scale=None, fig=None):
     reg = result if regularised is None else regularised
     before = reg.labels_per_pixel if reg.labels_per_pixel is not None else result.labels
     if fig is None:
-        fig = plt.figure(figsize=(10, 4.2))
+        fig = plt.figure(figsize=(11, 4.2))
     axes = fig.subplots(1, 2)
     sample = np.asarray(reg.mask, bool)
     changed = float(np.mean((reg.labels != before)[sample])) if sample.any() else 0.0
@@ -193,4 +193,5 @@ def plot_spatial_prior(result, regularised=None, scale=None, fig=None):
                      title=f"with the spatial prior (beta = {beta:.2f}): "
                            f"{100 * changed:.1f} % changed")
     fig.tight_layout()
+    fig.subplots_adjust(wspace=0.55)   # tight_layout ignores the left map's outside legend
     return axes

@@ -1,15 +1,6 @@
-"""The three demo presets and :func:`simulate`, the simulator's entry point.
-
-Presets (compositions from the paper's Tables 1 and 2, ``../shared/reference/paper_tables.json``):
-
-``hea6``
-    6-cation multiphase sulfide: chalcopyrite, jalpaite and minority-wurtzite grains in a
-    majority-wurtzite matrix (Table 1, workflow 1 values), thickness gradient, a little vacuum.
-``hea7``
-    7-cation nanoparticles of *uniform* composition (Table 2, workflow 2) on a carbon film. Their
-    sphere-like thickness makes minor-element maps look like a core-shell structure.
-``hea7_coreshell``
-    The same particles with a real Co/Mn/Zn-enriched core (half the particle radius).
+"""The demo presets (``hea6``, ``hea7``, ``hea7_coreshell``, ``hea_alloy``) and :func:`simulate`,
+the simulator's entry point. What each preset holds, and where its compositions come from, is
+described once, in the package docstring (:mod:`helpers.simulate`).
 """
 from __future__ import annotations
 

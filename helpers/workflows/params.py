@@ -62,7 +62,7 @@ class WorkflowParams:
     umap_dims: int = 4
     n_neighbors: int = 15
     n_epochs: int = None
-    allow_single_cluster: bool = True
+    allow_single_cluster: bool = False
     merge_splits: bool = True
     assign_noise: bool = True
     spatial_beta: object = None

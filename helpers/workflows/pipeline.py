@@ -176,9 +176,13 @@ def workflow2(signal, params=None, *, cache=True, **overrides):
         ``n_components`` (for "pca"; None = the larger of the automatic elbow and
         2 × ``umap_dims``: UMAP needs more input than output dimensions), ``umap_dims`` and
         ``n_neighbors`` (paper: 4-D; min_dist 0, Euclidean), ``n_epochs`` (None:
-        :data:`helpers.cluster.UMAP_EPOCHS`), ``allow_single_cluster`` (after masking the
-        support a uniform sample, such as the hea7 particles, is one cluster; without it
-        HDBSCAN must split it or call it noise), ``random_state``, ``max_components``.
+        :data:`helpers.cluster.UMAP_EPOCHS`), ``allow_single_cluster`` (default False: HDBSCAN
+        must propose at least two clusters, and the counting-statistics merge
+        (``merge_splits``) joins them again when their split is no more than noise, so a
+        uniform sample such as the hea7 particles still ends as one cluster; True lets HDBSCAN
+        stop at one cluster, which on the random-scene benchmark hid real phases: median
+        ARI − ceiling −0.22 against −0.14, 45 against
+        53 of 118 phases found), ``random_state``, ``max_components``.
     cache : bool
     **overrides
         Any field of :class:`WorkflowParams`.
