@@ -25,6 +25,20 @@ REAL_FILES = {"velox_EELS_EDS_128x128": (128, 128), "test_TEM": (64, 64)}  # nav
 REAL_PATHS = {"velox_EELS_EDS_128x128": REAL / "velox_EELS_EDS_128x128.emd",
               "test_TEM": REAL / "test_TEM.bcf"}
 HAVE_REAL = all(p.exists() for p in REAL_PATHS.values())
+#: Every other real file with an EDS map of >= 16 x 16 pixels (../shared/data/real/README.md):
+#: navigation shape (rows, cols). They must complete all six notebooks; the .elid records no
+#: elements, so the batch gives them (--elements applies only to files that lack them).
+MORE_REAL = {"velox_SI_16x16": ("velox_SI_16x16.emd", (16, 16)),
+             "sem_rare_earth_30x30": ("sem_rare_earth_30x30.bcf", (30, 30)),
+             "sem_AlCu_Hitachi_TM3030Plus": ("sem_AlCu_Hitachi_TM3030Plus.bcf", (240, 320)),
+             "phenom_Elid2Version4": ("phenom_Elid2Version4.elid", (16, 16))}
+MORE_REAL_PATHS = {name: REAL / f for name, (f, _) in MORE_REAL.items()}
+ELID, ELID_ELEMENTS = "phenom_Elid2Version4", ["C", "O", "Al", "Cu"]   # the peaks its spectra
+# show (README of the folder); --elements replaces a file's own, so the .elid runs on its own
+#: The 16 elements the rare-earth map lists: each must be quantified (k-factor model beyond the
+#: 200 kV table: Ce, Gd, Nd, Sm, Th by their L or M lines at 20 kV).
+RARE_EARTH_ELEMENTS = ["Al", "C", "Ca", "Ce", "Fe", "Gd", "K", "Mg", "Na", "Nd", "O", "P", "Si",
+                       "Sm", "Th", "Ti"]
 # notebook (by number) that writes each results file
 PRODUCER = {"labels_workflow1.npy": "03", "labels_workflow2.npy": "04",
             "compositions.csv": "05", "entropy.csv": "06"}
@@ -133,12 +147,28 @@ def batch(tmp_path_factory):
     inputs = list(DEMOS.values()) + [str(missing)]
     if HAVE_REAL:
         inputs += [str(p) for p in REAL_PATHS.values()]
-    before = {p: p.stat().st_mtime_ns for p in REAL_PATHS.values() if p.exists()}
+    inputs += [str(p) for name, p in MORE_REAL_PATHS.items() if p.exists() and name != ELID]
+    before = {p: p.stat().st_mtime_ns for p in [*REAL_PATHS.values(), *MORE_REAL_PATHS.values()]
+              if p.exists()}
     args = [sys.executable, "-m", "helpers", "run", *inputs, "--out", str(out), "--jobs", "2",
             "--timeout", str(CELL_TIMEOUT)]
     if "N_CLUSTERS" in _declared():
         args += ["-p", "N_CLUSTERS", "3"]
     proc = subprocess.run(args, cwd=ROOT, capture_output=True, text=True, timeout=BATCH_TIMEOUT - 60)
+    return {"proc": proc, "out": out, "before": before}
+
+
+@pytest.fixture(scope="module")
+def elid_batch(tmp_path_factory):
+    """The .elid on its own, with the elements it does not record."""
+    path = MORE_REAL_PATHS[ELID]
+    if not NOTEBOOKS or not path.exists():
+        pytest.skip(f"no notebooks, or {path} not found (set HEA_REAL_DATA)")
+    out = tmp_path_factory.mktemp("elid") / "out"
+    before = {path: path.stat().st_mtime_ns}
+    proc = subprocess.run([sys.executable, "-m", "helpers", "run", str(path), "--out", str(out),
+                           "--timeout", str(CELL_TIMEOUT), "--elements", *ELID_ELEMENTS],
+                          cwd=ROOT, capture_output=True, text=True, timeout=BATCH_TIMEOUT - 60)
     return {"proc": proc, "out": out, "before": before}
 
 
@@ -237,6 +267,52 @@ def test_real_bruker_file_completes_end_to_end(batch):
     if _have("03") or _have("04"):
         assert summary["navigation_shape"] == list(REAL_FILES["test_TEM"])
     assert REAL_PATHS["test_TEM"].stat().st_mtime_ns == batch["before"][REAL_PATHS["test_TEM"]]
+
+
+@pytest.mark.slow
+@pytest.mark.timeout(BATCH_TIMEOUT)
+@pytest.mark.real
+@pytest.mark.parametrize("name", MORE_REAL)
+def test_every_real_map_completes_all_six_notebooks(request, name):
+    """Velox 16x16 (300 kV TEM), two Bruker SEM maps (15 and 20 kV: an Al-Cu alloy, a
+    16-element mineral) and a Phenom .elid (three 16x16 maps, no elements recorded): every
+    notebook runs, every results file is written, nothing is reported as a problem, the input
+    file is untouched."""
+    path = MORE_REAL_PATHS[name]
+    if not path.exists():
+        pytest.skip(f"{path} not found (set HEA_REAL_DATA)")
+    batch = request.getfixturevalue("elid_batch" if name == ELID else "batch")
+    summary = _summary(batch, name)
+    assert summary["status"] == "ok", summary.get("problems")
+    assert summary["completed"] == [nb.stem for nb in NOTEBOOKS]
+    for f in _expected_files():
+        assert summary["files"][f] == "ok", f"{name}: {f}: {summary['files'][f]}"
+    if _have("03") or _have("04"):
+        assert summary["navigation_shape"] == list(MORE_REAL[name][1])
+    assert path.stat().st_mtime_ns == batch["before"][path]
+
+
+@pytest.mark.slow
+@pytest.mark.timeout(BATCH_TIMEOUT)
+@pytest.mark.real
+def test_rare_earth_map_quantifies_every_listed_element(batch):
+    """No element is dropped for want of a k-factor: each of the 16 has a finite at% (and
+    error) in every cluster of both workflows that has a composition at all."""
+    name = "sem_rare_earth_30x30"
+    if not MORE_REAL_PATHS[name].exists() or not _have("05"):
+        pytest.skip(f"{MORE_REAL_PATHS[name]} not found, or no notebook 05")
+    _summary(batch, name)
+    with open(batch["out"] / name / "results" / "compositions.csv", newline="") as fh:
+        rows = list(csv.DictReader(fh))
+    clusters = {}
+    for r in rows:
+        if r["at_percent"] not in ("", "nan"):
+            clusters.setdefault((r["workflow"], r["cluster"]), {})[r["element"]] = r
+    assert {w for w, _ in clusters} == {"1", "2"}, clusters.keys()
+    for key, by_element in clusters.items():
+        assert sorted(by_element) == RARE_EARTH_ELEMENTS, f"cluster {key}: {sorted(by_element)}"
+        for el, r in by_element.items():
+            assert np.isfinite(float(r["at_percent"])) and float(r["at_percent_err"]) > 0, (key, el)
 
 
 @pytest.mark.slow
