@@ -256,6 +256,24 @@ def test_goodness_of_fit_p_values_are_calibrated(phases):
             assert 0.4 * level < frac < 1.6 * level, (pool, level, frac)
 
 
+def test_overdispersed_high_count_map_is_not_all_noise_but_a_foreign_phase_is(phases):
+    """A real map at thousands of counts per pixel is never exactly Poisson around its cluster
+    spectra (here: each pixel's composition jitters by a few percent). The test then judges a
+    pixel against its cluster's typical misfit (over-dispersion), so the map is not flagged
+    wholesale, while a phase none of the clusters describes still is."""
+    truth, _ = _foreign_scene(phases)
+    unit, bg = phases
+    rng = np.random.default_rng(21)
+    jitter = rng.gamma(400.0, 1 / 400.0, truth.shape + (unit.shape[0],))   # ~5 % per phase
+    mix = np.eye(unit.shape[0])[truth] * jitter
+    counts = rng.poisson(50.0 * (mix @ unit + bg))                         # ~2000 counts/px
+    foreign = truth == 1
+    start = np.where(foreign, 2, truth)
+    r = spatial.regularise_labels(counts, start, energy_bin=EB, beta=0)
+    assert r.noise[~foreign].mean() <= 0.05
+    assert r.noise[foreign].mean() >= 0.9
+
+
 def test_benjamini_hochberg():
     p = np.array([0.001, 0.008, 0.039, 0.041, 0.042, 0.06, 0.074, 0.205, 0.212, 0.216])
     np.testing.assert_array_equal(spatial.benjamini_hochberg(p, 0.05),

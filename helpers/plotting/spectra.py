@@ -115,13 +115,25 @@ def plot_cluster_spectrum(comp, ax=None, label_lines=True, log=False, title=None
     return ax
 
 
-def plot_pixel_vs_cluster(signal, labels, cluster, ax=None, energy_range=(1.5, 10.5)):
+def plot_pixel_vs_cluster(signal, labels, cluster=None, ax=None, energy_range=(1.5, 10.5)):
     """One pixel's spectrum next to its cluster's summed spectrum (scaled to the same total):
-    why averaging raises the signal-to-noise ratio."""
+    why averaging raises the signal-to-noise ratio.
+
+    ``cluster`` None: the largest cluster. When no pixel carries a cluster (every pixel noise
+    or masked) the axes say so instead of failing: a figure is no reason to lose a run.
+    """
     import matplotlib.pyplot as plt
 
     labels = np.asarray(labels)
     ax = ax or plt.subplots(figsize=(8, 3.2))[1]
+    if cluster is None:
+        sizes = np.bincount(labels[labels >= 0].ravel())
+        if sizes.size == 0:
+            ax.text(0.5, 0.5, "no pixel belongs to a cluster (all noise or masked)",
+                    ha="center", va="center", transform=ax.transAxes)
+            ax.set_axis_off()
+            return ax
+        cluster = int(np.argmax(sizes))
     idx = np.argwhere(labels == cluster)
     if idx.size == 0:
         raise ParameterError(f"Cluster {cluster} has no pixels.")

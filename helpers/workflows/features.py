@@ -96,6 +96,10 @@ def compute_features(signal, bin_factor=2, energy_range=None, normalization="tot
     return feats
 
 
+#: Fewest (binned, unmasked) pixels the workflows cluster: UMAP's default neighbourhood is 15
+#: pixels and a mixture of a few clusters needs several pixels each.
+MIN_SAMPLE_PIXELS = 20
+
 #: Features of the last maps seen in this process (workflow 1 and 2 of one map share them).
 _FEATURES_MEMO = {}
 
@@ -130,9 +134,11 @@ def _compute_features(signal, dh, bin_factor, energy_range, normalization, scali
             raise ParameterError(f"mask shape {mm.shape} matches neither the map "
                                  f"{prep['original_shape']} nor the binned map {(rb, cb)}.")
         mask_param = mm
-    if m.sum() < 3:
-        raise DataError("Fewer than 3 sample pixels after masking vacuum/support: pass "
-                        "mask=None to cluster every pixel, or check the data.")
+    if m.sum() < MIN_SAMPLE_PIXELS:
+        raise DataError(f"Only {int(m.sum())} of {m.size} pixels are left to cluster after binning "
+                        f"x{prep['bin_factor']} and masking vacuum/support (at least "
+                        f"{MIN_SAMPLE_PIXELS} are needed): try BIN_FACTOR = 1, mask=None, or a "
+                        "larger map; check that the map holds counts.")
     if getattr(signal, "_lazy", False):   # block-wise: no float64 copies of the matrix
         X = lazy_features(counts, normalization, scaling, fit_mask=m)
     else:

@@ -35,7 +35,9 @@ class WorkflowParams:
     ``min_samples`` (None: 5), ``umap_input`` ("pca" or "spectra"), ``umap_dims``,
     ``n_neighbors``, ``n_epochs`` (None: :data:`helpers.cluster.UMAP_EPOCHS`),
     ``allow_single_cluster``, ``merge_splits`` (merge clusters whose split is no more than
-    noise makes, :func:`helpers.multinomial.merge_insignificant`), ``assign_noise`` (every pixel
+    noise makes, :func:`helpers.multinomial.merge_insignificant`; ``split_factor``: how many
+    times the best split of one-phase surrogates a split must gain, None =
+    :data:`helpers.multinomial.SPLIT_FACTOR`), ``assign_noise`` (every pixel
     to the cluster that explains its counts, noise only where none does,
     :func:`helpers.multinomial.assign_by_likelihood`); both False = the paper's plain HDBSCAN.
     Both workflows: ``spatial_beta`` ("auto": a Potts prior on the original pixel grid, its
@@ -64,6 +66,7 @@ class WorkflowParams:
     n_epochs: int = None
     allow_single_cluster: bool = False
     merge_splits: bool = True
+    split_factor: float = None
     assign_noise: bool = True
     spatial_beta: object = None
 

@@ -22,7 +22,7 @@ from ..cluster import (UMAP_EPOCHS, HDBSCANResult, check_int, default_min_cluste
                        gmm_cluster, hdbscan_cluster, plateau_min_cluster_size,
                        poisson_mixture_refine, recluster)
 from ..errors import ParameterError
-from ..multinomial import assign_by_likelihood, merge_insignificant
+from ..multinomial import SPLIT_FACTOR, assign_by_likelihood, merge_insignificant
 from ..preprocess import upsample_labels
 from ..spatial import regularise_labels
 from .features import as_signal, embedding_for, pca_of_features, spatial_counts
@@ -222,10 +222,11 @@ def workflow2(signal, params=None, *, cache=True, **overrides):
     h = base if same else recluster(base, mcs, q.allow_single_cluster, embedding=emb[m])
     info = {**feats.params, **key, "min_cluster_size": mcs,
             "allow_single_cluster": q.allow_single_cluster, "mask": _mask_param(q.mask),
-            "merge_splits": q.merge_splits, "assign_noise": q.assign_noise}
+            "merge_splits": q.merge_splits, "split_factor": q.split_factor,
+            "assign_noise": q.assign_noise}
     info["spatial_beta"] = q.spatial_beta
     labels, proba = _counting_statistics(feats.counts[m], h, q.merge_splits, q.assign_noise,
-                                         q.random_state)
+                                         q.random_state, q.split_factor)
     res = _result(2, feats, p, labels, proba, int(labels.max() + 1), info, embedding=emb,
                   hdbscan=h, counts=feats.counts[m])
     return apply_spatial_prior(signal, feats, res, q.spatial_beta)
@@ -250,7 +251,7 @@ def apply_spatial_prior(signal, feats, result, beta):
     return result
 
 
-def _counting_statistics(counts, h, merge, assign, random_state):
+def _counting_statistics(counts, h, merge, assign, random_state, split_factor=None):
     """HDBSCAN's clusters judged by the counts: splits no bigger than noise makes merged
     (:func:`helpers.multinomial.merge_insignificant`), every pixel to the cluster that explains
     it (:func:`helpers.multinomial.assign_by_likelihood`). Returns labels and a per-pixel
@@ -261,7 +262,8 @@ def _counting_statistics(counts, h, merge, assign, random_state):
     if labels.max() < 0:          # no dense group at all: one cluster, for the counts to judge
         labels = np.zeros_like(labels)
     if merge:
-        labels, _ = merge_insignificant(counts, labels, random_state=random_state)
+        factor = SPLIT_FACTOR if split_factor is None else float(split_factor)
+        labels, _ = merge_insignificant(counts, labels, factor=factor, random_state=random_state)
     if assign:
         labels, post = assign_by_likelihood(counts, labels)
         proba = np.where(labels >= 0, post.max(axis=1) if post.size else 0.0, 0.0)
@@ -279,7 +281,8 @@ def recluster_workflow2(result, min_cluster_size):
     h = recluster(result.hdbscan, min_cluster_size, embedding=result.embedding[m])
     labels, proba = _counting_statistics(result.counts, h, result.params.get("merge_splits"),
                                          result.params.get("assign_noise"),
-                                         result.params.get("random_state", 0))
+                                         result.params.get("random_state", 0),
+                                         result.params.get("split_factor"))
     grid = (result.binned_shape, result.bin_factor, result.original_shape)
     lb, up, prob_up = _on_grids(grid, m, labels, proba)
     params = dict(result.params, min_cluster_size=int(min_cluster_size))
