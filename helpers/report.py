@@ -27,8 +27,9 @@ REPORT_FILE = "index.html"
 KEY_FIGURES = [
     (("05_cluster_names", "05_cluster_maps"),
      "Cluster maps of both workflows (workflow 1: PCA + Gaussian mixture; workflow 2: UMAP + "
-     "HDBSCAN). Cluster numbers belong to each workflow: cluster 0 of workflow 1 is not "
-     "cluster 0 of workflow 2. Grey: pixels no cluster explains (noise); black: vacuum/support."),
+     "HDBSCAN). Numbers and colours belong to each workflow: cluster 0 (blue) of workflow 1 "
+     "need not be the phase of cluster 0 of workflow 2; compare the clusters by their names. "
+     "Grey: pixels no cluster explains (noise); black: vacuum/support."),
     (("05_compositions",),
      "Composition of each cluster, at% with ±1σ error bars (counting, k-factor and "
      "segmentation uncertainty)."),
@@ -63,6 +64,9 @@ figure{margin:1em 0} figure img{max-width:100%;border:1px solid #eee}
 figcaption{font-size:.9em;color:#555;max-width:60em}
 .note{background:#fff8e1;border-left:4px solid #ffb300;padding:.5em 1em}
 code{background:#f5f5f5;padding:0 .2em}
+table.compositions tr.first td{border-top:2px solid #666}
+.swatch{display:inline-block;width:.8em;height:.8em;margin-right:.4em;border:1px solid #555;
+vertical-align:-.05em}
 """
 
 
@@ -111,12 +115,21 @@ def _compositions_table(folder):
         df = df.merge(names, on=["workflow", "cluster"], how="left")
     else:
         df["name"] = ""
-    rows = []
+    from matplotlib.colors import to_hex
+
+    from .plotting.core import cluster_color
+
+    rows, previous = [], None
     for r in df.itertuples(index=False):
         quantified = pd.notna(r.at_percent)
         value = f"{r.at_percent:.2f} ± {r.at_percent_err:.2f}" if quantified else "n/a"
-        rows.append(f'<tr><td class="num">{int(r.workflow)}</td><td class="num">{int(r.cluster)}'
-                    f'</td><td>{_esc(r.name if isinstance(r.name, str) else "")}</td>'
+        first = (r.workflow, r.cluster) != previous   # a line above each new cluster
+        previous = (r.workflow, r.cluster)
+        swatch = (f'<span class="swatch" style="background:{to_hex(cluster_color(int(r.cluster)))}"'
+                  "></span>")
+        rows.append(f'<tr{" class=first" if first else ""}><td class="num">{int(r.workflow)}'
+                    f'</td><td class="num">{int(r.cluster)}'
+                    f'</td><td>{swatch}{_esc(r.name if isinstance(r.name, str) else "")}</td>'
                     f'<td class="num">{float(r.n_pixels):.0f}</td><td>{_esc(r.element)}</td>'
                     f'<td class="num">{value}</td></tr>')
     head = ("<tr><th>workflow</th><th>cluster</th><th>name</th><th>pixels</th><th>element</th>"
@@ -211,10 +224,12 @@ def _input_section(out, name, entry):
                                            "</p>"]
     table = _compositions_table(folder)
     if table:
-        parts.append("<h3>Compositions</h3><p>Cliff-Lorimer at% of each cluster, ±1σ total "
-                     "error. Names are short labels from the composition: the elements most "
-                     "above the map's mean composition (<code>results/cluster_names.csv</code>)."
-                     "</p>" + table)
+        parts.append("<h3>Compositions</h3><p>Cliff-Lorimer at% of each cluster (one row per "
+                     "cluster and element, the colour of the cluster in the figures), ±1σ total "
+                     "error. Names are short labels from the composition, relative to this map: "
+                     "the elements most above the map's mean composition, or near-equimolar / "
+                     "near map mean when none stands out (<code>results/cluster_names.csv</code>"
+                     "; the rule is in the README).</p>" + table)
     parts.append("<h3>Executed notebooks</h3>" + _notebook_links(out, folder))
     if summary:
         parts.append("<details><summary>Parameters and package versions</summary>"
