@@ -46,6 +46,7 @@ else
 	$(PY) -m helpers run $(DEMO_INPUTS) --out $(RUN) --jobs $(JOBS)
 	@ln -sfn $(notdir $(RUN)) runs/latest
 	@echo "Results: $(RUN)/<input>/{notebooks,figures,results}  (also runs/latest)"
+	@echo "Report:  $(RUN)/index.html  (open it in a browser; works offline)"
 endif
 
 test: $(STAMP)

@@ -11,7 +11,8 @@ The data flow reads one way, and so do the imports (checked by ``tests/test_arch
         ─ quant ─► compositions ─ entropy, compare ─► tables
         ─ results (files), plotting (figures), widgets (sliders) ─ execution, runner (batch)
 
-``errors``, ``paths``, ``cache``, ``numba_cache`` and ``results`` are utilities every layer may use.
+``errors``, ``paths``, ``cache``, ``numba_cache``, ``progress`` and ``results`` are utilities every
+layer may use; ``report`` writes a run's ``index.html`` after the batch.
 """
 import importlib
 import warnings
@@ -21,7 +22,8 @@ __version__ = "0.1.0"
 _SUBMODULES = (
     "errors", "paths", "cache", "numba_cache", "results", "xray", "simulate", "demo", "io",
     "preprocess", "maps", "decompose", "cluster", "multinomial", "spatial", "workflows", "quant",
-    "reproducibility", "entropy", "compare", "plotting", "widgets", "execution", "runner",
+    "reproducibility", "entropy", "compare", "plotting", "widgets", "execution", "report",
+    "runner", "progress",
 )
 
 # HyperSpy 2.5 warns about exspy's old import paths on every import; nothing a user can act on.

@@ -24,7 +24,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from . import numba_cache
+from . import numba_cache, progress
 from .errors import DataError, ParameterError
 
 #: UMAP optimisation epochs. umap-learn's own default is 200 above 10 000 rows and 500 below;
@@ -253,7 +253,8 @@ def umap_embed(X, n_components=4, n_neighbors=15, min_dist=0.0, metric="euclidea
     # gives the same clusters (ARI unchanged on hea6 128x128) in a fraction of the time.
     reducer = umap.UMAP(n_components=n_components, n_neighbors=n_neighbors, min_dist=min_dist,
                         metric=metric, random_state=random_state, n_jobs=1,
-                        n_epochs=n_epochs, force_approximation_algorithm=True)
+                        n_epochs=n_epochs, force_approximation_algorithm=True,
+                        tqdm_kwds=progress.tqdm_kwds("UMAP epochs"))
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")   # "n_jobs overridden by random_state" and friends
         emb = reducer.fit_transform(X)
@@ -403,7 +404,7 @@ def seed_stability(run, seeds=(0, 1, 2), exclude_noise=True):
     A minimum ARI close to 1 means the clusters do not depend on the seed; well below 1 means
     some clusters are arbitrary splits of a continuum.
     """
-    labs = [np.asarray(run(int(s))) for s in seeds]
+    labs = [np.asarray(run(int(s))) for s in progress.bar(seeds, desc="reruns with other seeds")]
     pair = {}
     for i in range(len(seeds)):
         for j in range(i + 1, len(seeds)):

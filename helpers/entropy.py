@@ -272,7 +272,8 @@ def entropy_table(quants, per="atom", anions=ANIONS, model="auto", exclude=()):
     Columns: workflow, cluster, n_pixels, site_model (its description), n_cations (species on
     the site), s_conf_R, s_conf_R_err (total: counting + k-factor), s_conf_R_err_counting,
     s_max_R, s_over_max, metal_to_sulfur (metal : anion; NaN for an alloy), metal_to_sulfur_err,
-    metal_to_sulfur_err_counting, reason.
+    metal_to_sulfur_err_counting, reason, and name (the cluster's composition name) when the
+    quantifications carry names (:func:`helpers.quant.quantify_workflows`).
     """
     import pandas as pd
 
@@ -292,5 +293,7 @@ def entropy_table(quants, per="atom", anions=ANIONS, model="auto", exclude=()):
                              metal_to_sulfur=vals["metal_to_sulfur"],
                              metal_to_sulfur_err=vals["metal_to_sulfur_err"],
                              metal_to_sulfur_err_counting=vals["metal_to_sulfur_err_counting"],
-                             reason=vals["reason"]))
+                             reason=vals["reason"],
+                             **({"name": q.names.get(c, "")} if getattr(q, "names", None)
+                                else {})))
     return pd.DataFrame(rows)

@@ -22,6 +22,7 @@ from pathlib import Path
 
 from .errors import HEAError, InputFileError
 from .paths import PROJECT_ROOT, notebooks_dir
+from .progress import ENV as PROGRESS_ENV
 
 NOTEBOOK_GLOB = "[0-9][0-9]_*.ipynb"
 WIDGET_MIME = "application/vnd.jupyter.widget-view+json"
@@ -163,17 +164,21 @@ def kernel_manager_class(stderr_log=None):
 @contextlib.contextmanager
 def _kernel_environment():
     """While kernels start: the project root on PYTHONPATH, so ``import helpers`` works in them
-    even when the package is not pip-installed (kernels inherit this process's environment)."""
-    old = os.environ.get("PYTHONPATH")
-    parts = [str(PROJECT_ROOT)] + [p for p in (old or "").split(os.pathsep) if p]
+    even when the package is not pip-installed, and no progress bars (``HEA_PROGRESS=0``,
+    :mod:`helpers.progress`: their text would land in the executed notebooks); kernels inherit
+    this process's environment."""
+    old = {k: os.environ.get(k) for k in ("PYTHONPATH", PROGRESS_ENV)}
+    parts = [str(PROJECT_ROOT)] + [p for p in (old["PYTHONPATH"] or "").split(os.pathsep) if p]
     os.environ["PYTHONPATH"] = os.pathsep.join(dict.fromkeys(parts))
+    os.environ[PROGRESS_ENV] = "0"
     try:
         yield
     finally:
-        if old is None:
-            os.environ.pop("PYTHONPATH", None)
-        else:
-            os.environ["PYTHONPATH"] = old
+        for key, value in old.items():
+            if value is None:
+                os.environ.pop(key, None)
+            else:
+                os.environ[key] = value
 
 
 def execute_notebook(source, target, parameters=None, cwd=None, timeout=None, kernel_log=None):

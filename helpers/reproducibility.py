@@ -22,6 +22,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
+from . import progress
 from .cluster import ari
 from .preprocess import thin_counts
 
@@ -102,7 +103,8 @@ def split_half(signal, run, labels_full, mask=None, seed=0):
     SplitHalf
     """
     half_a, half_b = thin_counts(signal, 0.5, seed=seed)
-    la, lb = np.asarray(run(half_a)), np.asarray(run(half_b))
+    la, lb = (np.asarray(run(h)) for h in progress.bar((half_a, half_b), total=2,
+                                                         desc="split-half reruns"))
     full = np.asarray(labels_full)
     if mask is None:
         mask = (full >= 0) | (la >= 0) | (lb >= 0)

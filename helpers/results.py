@@ -8,6 +8,11 @@ name or a column is defined once. A run folder ``OUTPUT_DIR`` holds::
     OUTPUT_DIR/results/compositions.csv (+ _detail)     COMPOSITION_COLUMNS
     OUTPUT_DIR/results/entropy.csv (+ _detail)          ENTROPY_COLUMNS
     OUTPUT_DIR/results/reproducibility_workflow{1,2}.json  split-half ARI and per-cluster Jaccard
+    OUTPUT_DIR/results/labels_workflow{1,2}.hspy        the labels as a HyperSpy Signal2D: the input's
+                                                        calibrated axes, cluster ids/names in metadata
+    OUTPUT_DIR/results/cluster_spectra_workflow{1,2}.hspy  hard + weighted cluster spectra, one
+                                                        EDSTEMSpectrum stack (.zspy when large)
+    OUTPUT_DIR/results/cluster_names.csv                NAME_COLUMNS: short composition names
     OUTPUT_DIR/figures/NN_name.png
 
 Interactive sessions without ``OUTPUT_DIR`` write results to ``runs/interactive/results`` and
@@ -33,6 +38,14 @@ PROBABILITY_FILES = {1: "probabilities_workflow1.npy", 2: "probabilities_workflo
 COMPOSITION_COLUMNS = ["workflow", "cluster", "n_pixels", "element", "at_percent",
                        "at_percent_err"]
 ENTROPY_COLUMNS = ["workflow", "cluster", "s_conf_R", "s_conf_R_err", "metal_to_sulfur"]
+#: HyperSpy-native results (stems; ``.hspy``, or ``.zspy`` above :data:`ZSPY_BYTES`).
+LABEL_SIGNAL_STEMS = {1: "labels_workflow1", 2: "labels_workflow2"}
+SPECTRA_SIGNAL_STEMS = {1: "cluster_spectra_workflow1", 2: "cluster_spectra_workflow2"}
+#: Signals larger than this are written as chunked, compressed ``.zspy`` (zarr) instead of ``.hspy``.
+ZSPY_BYTES = 256 * 2 ** 20
+#: Short composition names of the clusters (:mod:`helpers.quant.names`).
+NAMES_FILE = "cluster_names.csv"
+NAME_COLUMNS = ["workflow", "cluster", "n_pixels", "name"]
 #: The contract CSV files and their exact columns (``<stem>_detail.csv`` may add more).
 CSV_SCHEMAS = {"compositions.csv": COMPOSITION_COLUMNS, "entropy.csv": ENTROPY_COLUMNS}
 #: Every file a complete run leaves in ``results/`` (checked by the runner).
@@ -163,4 +176,112 @@ def load_reproducibility(output_dir=None):
                 out[wf] = json.loads(path.read_text(encoding="utf-8"))
             except ValueError:
                 continue
+    return out
+
+
+# --------------------------------------------------------------------------- HyperSpy-native files
+
+def save_signal(signal, stem, output_dir=None):
+    """Write a HyperSpy signal to ``results/<stem>.hspy`` (``.zspy`` when larger than
+    :data:`ZSPY_BYTES`) with its own ``save``; the other format's file of that stem, left by an
+    earlier run of the same folder, is removed so one version remains. Returns the path."""
+    d = _writable(results_dir(output_dir))
+    ext, other = (".zspy", ".hspy") if signal.data.nbytes > ZSPY_BYTES else (".hspy", ".zspy")
+    path = d / f"{stem}{ext}"
+    try:
+        signal.save(path, overwrite=True)
+    except OSError as e:
+        raise OutputError(f"Cannot write {path} ({e.strerror or e}): choose a writable "
+                          "OUTPUT_DIR.") from None
+    stale = d / f"{stem}{other}"
+    if stale.is_file():
+        stale.unlink()
+    elif stale.is_dir():
+        import shutil
+        shutil.rmtree(stale, ignore_errors=True)
+    return path
+
+
+def signal_path(stem, output_dir=None):
+    """The ``.hspy`` or ``.zspy`` file of ``stem`` in the results folder, or None."""
+    for ext in (".hspy", ".zspy"):
+        path = results_dir(output_dir) / f"{stem}{ext}"
+        if path.exists():
+            return path
+    return None
+
+
+def label_signal(workflow, labels, signal, names=None):
+    """A workflow's labels as a HyperSpy ``Signal2D`` on the input's calibrated grid.
+
+    Parameters
+    ----------
+    workflow : int
+    labels : (rows, cols) int array, -1 = noise / unassigned
+    signal : HyperSpy signal
+        The input spectrum image: its navigation axes (name, units, scale, offset) become the
+        image's axes, so the map overlays the input in nm.
+    names : dict ``{cluster: str}``, optional
+        Cluster names (default ``"cluster k"``).
+
+    Returns
+    -------
+    hyperspy.signals.Signal2D
+        ``metadata.Clusters``: ``ids``, ``names``, ``n_pixels`` (lists in id order),
+        ``workflow``, ``unassigned_label`` (-1).
+    """
+    import hyperspy.api as hs
+
+    lab = np.asarray(labels, dtype=np.int32)
+    nav = signal.axes_manager.navigation_axes
+    if tuple(lab.shape) != tuple(a.size for a in reversed(nav)):
+        raise DataError(f"labels of shape {lab.shape} do not match the input's navigation "
+                        f"shape {tuple(a.size for a in reversed(nav))}.")
+    out = hs.signals.Signal2D(lab)
+    for src, ax in zip(nav, out.axes_manager.signal_axes):
+        ax.name, ax.units, ax.scale, ax.offset = src.name, src.units, src.scale, src.offset
+    ids = sorted(int(c) for c in np.unique(lab) if c >= 0)
+    names = names or {}
+    title = signal.metadata.get_item("General.title", "")
+    out.metadata.General.title = f"Workflow {workflow} cluster labels" + (
+        f" of {title}" if title else "")
+    out.metadata.set_item("Clusters.workflow", int(workflow))
+    out.metadata.set_item("Clusters.ids", ids)
+    out.metadata.set_item("Clusters.names", [str(names.get(c, f"cluster {c}")) for c in ids])
+    out.metadata.set_item("Clusters.n_pixels", [int(np.count_nonzero(lab == c)) for c in ids])
+    out.metadata.set_item("Clusters.unassigned_label", -1)
+    return out
+
+
+def save_label_signal(workflow, labels, signal, names=None, output_dir=None):
+    """:func:`label_signal` written as ``results/labels_workflow{1,2}.hspy``; returns the path."""
+    return save_signal(label_signal(workflow, labels, signal, names),
+                       LABEL_SIGNAL_STEMS[workflow], output_dir)
+
+
+def save_cluster_spectra(workflow, spectra, output_dir=None):
+    """A workflow's cluster-spectra stack (:func:`helpers.quant.cluster_spectra_stack`) written
+    as ``results/cluster_spectra_workflow{1,2}.hspy``; returns the path."""
+    return save_signal(spectra, SPECTRA_SIGNAL_STEMS[workflow], output_dir)
+
+
+def write_cluster_names(table, output_dir=None):
+    """``results/cluster_names.csv`` (:data:`NAME_COLUMNS`) from
+    :func:`helpers.quant.names_frame`; returns its path."""
+    path = _writable(results_dir(output_dir)) / NAMES_FILE
+    table[NAME_COLUMNS].to_csv(path, index=False)
+    return path
+
+
+def load_cluster_names(output_dir=None):
+    """``{workflow: {cluster: name}}`` from ``cluster_names.csv``; {} when it is absent."""
+    import csv
+
+    path = results_dir(output_dir) / NAMES_FILE
+    if not path.exists():
+        return {}
+    out = {}
+    with open(path, newline="", encoding="utf-8") as fh:
+        for row in csv.DictReader(fh):
+            out.setdefault(int(row["workflow"]), {})[int(row["cluster"])] = row["name"]
     return out

@@ -22,6 +22,7 @@ import json
 import os
 import re
 import shutil
+import sys
 import time
 import traceback
 from concurrent.futures import ProcessPoolExecutor
@@ -34,6 +35,7 @@ from .errors import HEAError, InputFileError, OutputError, ParameterError
 from .execution import (CellTimeout, declared_parameters, execute_notebook, find_notebooks,
                         parse_value)
 from .paths import notebooks_dir as default_notebooks_dir
+from .progress import BatchProgress, notify
 from .results import CSV_SCHEMAS, LABEL_FILES, load_reproducibility
 from .xray.kfactors import read_kfactor_csv
 
@@ -173,7 +175,7 @@ def _hea_error_names():
 
 
 def run_input(spec, name, out, notebooks, injected, overwrite=False, debug=False, versions=None,
-              declared=None, timeout=None):
+              declared=None, timeout=None, events=None):
     """Run every notebook on one input; never raises (the outcome is in the returned dict).
 
     Parameters
@@ -199,6 +201,8 @@ def run_input(spec, name, out, notebooks, injected, overwrite=False, debug=False
         ``{notebook name: declared parameters}`` if already read (default: read them here).
     timeout : float, optional
         Seconds allowed per cell (default: no limit).
+    events : queue, optional
+        Progress events (:func:`helpers.progress.notify`); None: progress printed as lines.
 
     Returns
     -------
@@ -227,7 +231,7 @@ def run_input(spec, name, out, notebooks, injected, overwrite=False, debug=False
                    injected=dict(params, OUTPUT_DIR=str(final)), t0=t0,
                    versions=versions if versions is not None else _versions())
         _run_notebooks(name, notebooks, declared or _declared_by_notebook(notebooks), params,
-                       staging, final, timeout, progress)
+                       staging, final, timeout, progress, events)
         _finish(staging, final, result, run, progress)
     except BaseException as exc:  # noqa: BLE001 - every failure is reported per input
         result.update(_describe_failure(exc, progress["notebook"], debug))
@@ -245,6 +249,7 @@ def run_input(spec, name, out, notebooks, injected, overwrite=False, debug=False
     finally:
         result["seconds"] = round(time.perf_counter() - t0, 1)
         result["stage_seconds"] = progress["seconds"]
+        notify(events, "skip", name, None, len(notebooks) - len(progress["seconds"]))
     return result
 
 
@@ -279,7 +284,8 @@ def _finish(staging, target, result, run, progress, failure=None):
         result.update(kind="", message="")
 
 
-def _run_notebooks(name, notebooks, declared, params, staging, final, timeout, progress):
+def _run_notebooks(name, notebooks, declared, params, staging, final, timeout, progress,
+                   events=None):
     """Execute ``notebooks`` in order into ``staging/notebooks``; each gets the parameters its
     ``parameters`` cell declares. Returns ``{notebook stem: effective parameters}`` (the values
     it ran with, ``OUTPUT_DIR`` as the final folder); ``progress`` records the notebook running
@@ -292,14 +298,14 @@ def _run_notebooks(name, notebooks, declared, params, staging, final, timeout, p
         if "OUTPUT_DIR" in effective[nb.stem]:
             effective[nb.stem]["OUTPUT_DIR"] = str(final)
         target = staging / "notebooks" / nb.name
-        print(f"[{name}] {nb.name} ...", flush=True)
+        notify(events, "start", name, nb.name)
         t = time.perf_counter()
         progress["notebook"] = nb.name
         execute_notebook(nb, target, parameters=mine, cwd=nb.parent, timeout=timeout,
                          kernel_log=staging / "kernel.log")
         progress["notebook"] = None
         progress["seconds"][nb.stem] = round(time.perf_counter() - t, 2)
-        print(f"[{name}] {nb.name} done in {progress['seconds'][nb.stem]:.1f} s", flush=True)
+        notify(events, "done", name, nb.name, progress["seconds"][nb.stem])
         _point_injected_cell_at(target, staging, final)
     return effective
 
@@ -500,17 +506,35 @@ def run(inputs, out, elements=None, beam_energy=None, kfactors=None, params=None
         raise OutputError(f"Run folder {out / existing[0]} already exists: pass --overwrite to "
                           "replace it or choose another --out.")
     versions = _versions()
-    tasks = [(spec, name, out, notebooks, injected, overwrite, debug, versions, declared, timeout)
-             for spec, name in zip(inputs, names)]
-    if jobs == 1 or len(tasks) == 1:
-        results = [run_input(*t) for t in tasks]
-    else:
-        with ProcessPoolExecutor(max_workers=min(jobs, len(tasks)),
-                                 mp_context=get_context("spawn")) as pool:
-            futures = [pool.submit(run_input, *t) for t in tasks]
-            results = [f.result() for f in futures]
+    parallel = jobs > 1 and len(names) > 1
+    with BatchProgress(len(names), len(notebooks), parallel=parallel) as bar:
+        tasks = [(spec, name, out, notebooks, injected, overwrite, debug, versions, declared,
+                  timeout, bar.queue) for spec, name in zip(inputs, names)]
+        if not parallel:
+            results = [run_input(*t) for t in tasks]
+        else:
+            with ProcessPoolExecutor(max_workers=min(jobs, len(tasks)),
+                                     mp_context=get_context("spawn")) as pool:
+                futures = [pool.submit(run_input, *t) for t in tasks]
+                results = [f.result() for f in futures]
     write_run_summary(out, results)
+    _write_report(out)
     return results
+
+
+def _write_report(out):
+    """``out/index.html`` (:mod:`helpers.report`) for every input of the run folder; a report
+    that cannot be written is a warning, never a failed run."""
+    from .report import write_report
+
+    try:
+        path = write_report(out)
+    except Exception as exc:  # noqa: BLE001 - the results are complete without the report
+        print(f"warning: the report {Path(out) / 'index.html'} was not written: "
+              f"{type(exc).__name__}: {exc}", file=sys.stderr)
+        return None
+    print(f"report: {path}", flush=True)
+    return path
 
 
 #: The batch's own summary, at the run folder's root: one entry per input of the last run.

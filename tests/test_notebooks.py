@@ -338,3 +338,98 @@ def test_real_velox_file_completes_or_is_refused_in_one_line(batch):
     assert len(failed) == 1, batch["proc"].stderr
     assert "DataError: No X-ray counts between" in failed[0], failed[0]
     assert (batch["out"] / f"{name}.failed").is_dir()
+
+
+# ----------------------------------------------------------------------------- results to open
+
+@pytest.mark.slow
+@pytest.mark.timeout(BATCH_TIMEOUT)
+@pytest.mark.parametrize("name", ["hea6_size64"])
+def test_hyperspy_results_load_with_calibration_clusters_and_counts(batch, name):
+    """labels_workflow{1,2}.hspy and cluster_spectra_workflow{1,2}.hspy of a batch input: hs.load
+    opens them, the label map has the demo's navigation calibration and as many clusters as the
+    .npy labels, and each cluster's hard spectrum is the sum of its pixels' raw counts."""
+    import hyperspy.api as hs
+
+    from helpers import io, results
+    if not _have("05"):
+        pytest.skip("notebook 05 not written yet")
+    _summary(batch, name)
+    folder = batch["out"] / name
+    raw = io.load_spectrum_image(DEMOS[name])
+    data = np.asarray(raw.data, dtype=np.int64)
+    names = results.load_cluster_names(folder)
+    for wf in (1, 2):
+        lab = np.load(folder / "results" / f"labels_workflow{wf}.npy")
+        ids = sorted(int(c) for c in np.unique(lab) if c >= 0)
+        s = hs.load(results.signal_path(f"labels_workflow{wf}", folder))
+        np.testing.assert_array_equal(s.data, lab)
+        for src, ax in zip(raw.axes_manager.navigation_axes, s.axes_manager.signal_axes):
+            assert (ax.units, ax.scale, ax.offset) == (src.units, src.scale, src.offset)
+        assert list(s.metadata.Clusters.ids) == ids
+        assert list(s.metadata.Clusters.names) == [names[wf][c] for c in ids]
+        if wf == 1:
+            assert len(ids) == 3                               # -p N_CLUSTERS 3
+        sp = hs.load(results.signal_path(f"cluster_spectra_workflow{wf}", folder))
+        assert sp.metadata.Signal.signal_type == "EDS_TEM"
+        assert sp.axes_manager.navigation_shape[0] == len(ids)
+        for i, c in enumerate(ids):
+            np.testing.assert_array_equal(sp.data[0, i], data[lab == c].sum(axis=0))
+
+
+@pytest.mark.slow
+@pytest.mark.browser
+@pytest.mark.timeout(BATCH_TIMEOUT)
+def test_report_opens_offline_with_every_image_table_row_and_notebook(batch):
+    """The run's index.html in headless Chromium: every image has loaded, the compositions
+    table of each demo has one row per cluster and element of compositions.csv, every notebook
+    link opens an exported notebook, no request leaves the run folder. Screenshots:
+    tests/artifacts/browser/report_*.png."""
+    import pandas as pd
+    sync_api = pytest.importorskip("playwright.sync_api", reason="playwright not installed")
+    from browser.jlab import CHROMIUM, launch_chromium
+    if not Path(CHROMIUM).exists():
+        pytest.skip(f"{CHROMIUM} not found")
+    index = batch["out"] / "index.html"
+    assert index.exists(), batch["proc"].stdout[-2000:] + batch["proc"].stderr[-2000:]
+    assert f"report: {index}" in batch["proc"].stdout
+    artifacts = ROOT / "tests" / "artifacts" / "browser"
+    artifacts.mkdir(parents=True, exist_ok=True)
+    outside = []
+    with sync_api.sync_playwright() as p:
+        browser = launch_chromium(p)
+        try:
+            ctx = browser.new_context(viewport={"width": 1300, "height": 900})
+            ctx.route("**/*", lambda route: (route.continue_() if route.request.url.startswith(
+                ("file:", "data:")) else (outside.append(route.request.url), route.abort())))
+            page = ctx.new_page()
+            page.goto(index.as_uri())
+            page.wait_for_load_state("load")
+            page.screenshot(path=str(artifacts / "report_index.png"), full_page=True)
+            images = page.eval_on_selector_all(
+                "img", "els => els.map(e => [e.alt, e.complete, e.naturalWidth])")
+            assert len(images) >= 3 * len(DEMOS), images
+            assert all(ok and width > 0 for _, ok, width in images), images
+            for name in DEMOS:
+                section = page.locator(f'section[id="{name}"]')
+                assert "ok" in section.locator(".status").first.inner_text()
+                comp = pd.read_csv(batch["out"] / name / "results" / "compositions.csv")
+                rows = section.locator("table.compositions tbody tr")
+                assert rows.count() == len(comp) == comp.groupby(["workflow", "cluster"]).ngroups \
+                    * comp["element"].nunique()
+                shown = {tuple(rows.nth(i).locator("td").all_inner_texts()[i_] for i_ in (0, 1, 4))
+                         for i in range(rows.count())}
+                assert shown == {(str(w), str(c), e) for w, c, e in
+                                 comp[["workflow", "cluster", "element"]].itertuples(index=False)}
+            assert "failed" in page.locator('section[id="no_such_map"] .status').inner_text()
+            links = page.eval_on_selector_all("a.notebook", "els => els.map(e => e.href)")
+            assert len(links) >= len(DEMOS) * len(NOTEBOOKS)
+            for i, href in enumerate(links):
+                page.goto(href)
+                assert page.locator(".jp-Cell").count() > 3, href
+                assert page.locator(".jp-OutputArea-output img").count() >= 1, href
+                if i < len(NOTEBOOKS):
+                    page.screenshot(path=str(artifacts / f"report_notebook_{i + 1}.png"))
+        finally:
+            browser.close()
+    assert not outside, f"the report or a notebook page asked the network for {outside[:5]}"

@@ -9,7 +9,8 @@ from .core import cluster_color
 
 
 def plot_compositions(quant, ax=None, error="total", elements=None):
-    """Grouped bar chart: at% of each element per cluster, with ±1σ error bars."""
+    """Grouped bar chart: at% of each element per cluster, with ±1σ error bars; the legend
+    gives each cluster's number, name (``quant.names``) and pixels."""
     import matplotlib.pyplot as plt
 
     ax = ax or plt.subplots(figsize=(8, 3.5))[1]
@@ -17,18 +18,25 @@ def plot_compositions(quant, ax=None, error="total", elements=None):
     n = len(quant.clusters)
     width = 0.8 / n
     xs = np.arange(len(els))
+    names = getattr(quant, "names", None) or {}
     for j, c in enumerate(quant.clusters):
         comp = quant.compositions[c]
         idx = [comp.elements.index(e) for e in els]
         err = (comp.err_total if error == "total" else comp.err_counting)[idx]
         ax.bar(xs + (j - (n - 1) / 2) * width, comp.at_percent[idx], width, yerr=err,
-               capsize=2, label=f"cluster {c} ({comp.n_pixels:.0f} px)", color=cluster_color(int(c)))
+               capsize=2, label=f"{_name(c, names)} ({comp.n_pixels:.0f} px)",
+               color=cluster_color(int(c)))
     ax.set_xticks(xs, els)
     ax.set_ylabel("at%")
     ax.set_title(f"Workflow {quant.workflow}: cluster compositions (±1σ {error})")
     if n <= 10:
-        ax.legend(fontsize=8)
+        ax.legend(fontsize=8, loc="upper left", bbox_to_anchor=(1.01, 1), frameon=False)
     return ax
+
+
+def _name(cluster, names):
+    name = names.get(cluster)
+    return f"cluster {cluster}" + (f" · {name}" if name else "")
 
 
 def plot_method_comparison(fit_quant, window_quant, ax=None):
@@ -37,13 +45,14 @@ def plot_method_comparison(fit_quant, window_quant, ax=None):
 
     ax = ax or plt.subplots(figsize=(4.5, 4.5))[1]
     allv = []
+    names = getattr(fit_quant, "names", None) or {}
     for j, c in enumerate(fit_quant.clusters):
         f = fit_quant.compositions[c]
         w = window_quant.compositions.get(c)
         if w is None or not (f.quantified and w.quantified):
             continue
         ax.errorbar(f.at_percent, w.at_percent, xerr=f.err_counting, yerr=w.err_counting,
-                    fmt="o", ms=4, color=cluster_color(int(c)), label=f"cluster {c}")
+                    fmt="o", ms=4, color=cluster_color(int(c)), label=_name(c, names))
         for e, x, y in zip(f.elements, f.at_percent, w.at_percent):
             if abs(x - y) > 2:
                 ax.annotate(e, (x, y), xytext=(3, 3), textcoords="offset points", fontsize=8)
@@ -69,13 +78,19 @@ def _bars(table, ax, value, err_col, ylabel, title):
         xs = x + np.arange(len(t))
         ax.bar(xs, t[value], 0.8, yerr=t[err_col], capsize=3,
                color=[cluster_color(int(c)) for c in t["cluster"]], edgecolor="k", lw=0.4)
-        ticks += [(xi, str(c)) for xi, c in zip(xs, t["cluster"])]
-        ax.annotate(f"workflow {wf}", (xs.mean(), 0), xytext=(0, -30),
+        names = t["name"] if "name" in t else [""] * len(t)
+        ticks += [(xi, f"{c} · {nm}" if nm else str(c))
+                  for xi, c, nm in zip(xs, t["cluster"], names)]
+        ax.annotate(f"workflow {wf}", (xs.mean(), 1), xytext=(0, -4),   # above the bars:
                     textcoords="offset points", xycoords=("data", "axes fraction"),
-                    ha="center", fontsize=9)
+                    ha="center", va="top", fontsize=9, fontweight="bold")  # names below
         x += len(t) + 1
-    ax.set_xticks([p for p, _ in ticks], [lab for _, lab in ticks])
-    ax.set_xlabel("cluster (numbered within each workflow)", labelpad=18)
+    named = "name" in table and table["name"].astype(bool).any()
+    ax.set_xticks([p for p, _ in ticks], [lab for _, lab in ticks],
+                  **({"rotation": 30, "ha": "right", "fontsize": 8} if named else {}))
+    ax.set_xlabel("cluster (numbered within each workflow)")
+    lo, hi = ax.get_ylim()
+    ax.set_ylim(lo, hi + 0.12 * (hi - lo))   # room for the workflow labels
     ax.set_ylabel(ylabel)
     ax.set_title(title)
     return ax

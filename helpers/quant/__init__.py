@@ -19,8 +19,9 @@ signal-to-noise ratio than any individual measurement"):
 
 Modules, in the order of the chain: :mod:`.spectra` (cluster spectra and pixel weights),
 :mod:`.linefit` (line intensities with covariances), :mod:`.composition` (at% with propagated
-errors), :mod:`.clusters` (every cluster of a segmentation), :mod:`.tables` (tables for the
-notebooks and the results files). The uncertainty model is described in :mod:`.linefit`
+errors), :mod:`.clusters` (every cluster of a segmentation), :mod:`.names` (short
+composition names of the clusters), :mod:`.tables` (tables for the notebooks and the results
+files). The uncertainty model is described in :mod:`.linefit`
 (counting) and :mod:`.composition` (k-factors). Figures are in :mod:`helpers.plotting`.
 """
 from .composition import Composition, cl_jacobians, cliff_lorimer  # noqa: F401
@@ -29,7 +30,8 @@ from .clusters import (ClusterQuant, quant_lines, quantify_clusters,  # noqa: F4
 from .linefit import (LineFit, build_line_model, default_fit_range,  # noqa: F401
                       design_matrix, fit_line_intensities, poisson_linear_fit,
                       window_line_intensities)
-from .spectra import (cluster_mean_spectra, cluster_spectra, cluster_weights,  # noqa: F401
-                      get_spectrum, interior_labels, soft_weights)
+from .names import cluster_names, display_name, name_workflows, names_frame  # noqa: F401
+from .spectra import (cluster_mean_spectra, cluster_spectra, cluster_spectra_stack,  # noqa: F401
+                      cluster_weights, get_spectrum, interior_labels, soft_weights)
 from .tables import (composition_table, compositions_frame, first_fitted,  # noqa: F401
-                     fit_quality, kfactor_table, method_difference, truth_table)
+                     fit_quality, kfactor_table, method_difference, save_results, truth_table)

@@ -120,6 +120,9 @@ class ClusterQuant:
     clusters : list of int
     compositions : dict ``{cluster: Composition}``
     spectra : EDSTEMSpectrum stack from :func:`cluster_spectra`
+    names : dict ``{cluster: str}``, optional
+        Short composition names (:func:`helpers.quant.names.cluster_names`), set by
+        :func:`quantify_workflows`.
     """
 
     workflow: object
@@ -128,6 +131,7 @@ class ClusterQuant:
     spectra: object
     method: str = "fit"
     labels: np.ndarray = field(default=None, repr=False)
+    names: dict = None
 
     @property
     def elements(self):
@@ -136,7 +140,8 @@ class ClusterQuant:
     def table(self):
         """Long table: workflow, cluster, n_pixels, element, at_percent, at_percent_err
         (total), at_percent_err_counting, xray_line, k_factor, k_factor_err, k_factor_source,
-        method, reason (why a cluster has NaN at%; empty when quantified)."""
+        method, reason (why a cluster has NaN at%; empty when quantified), name (the cluster's
+        short composition name, when :attr:`names` is set)."""
         import pandas as pd
 
         rows = []
@@ -151,7 +156,8 @@ class ClusterQuant:
                                  element=e, at_percent=float(x), at_percent_err=float(et),
                                  at_percent_err_counting=float(ec), xray_line=xl,
                                  k_factor=float(k), k_factor_err=float(ke), k_factor_source=src,
-                                 method=self.method, reason=comp.reason))
+                                 method=self.method, reason=comp.reason,
+                                 **({"name": self.names.get(c, "")} if self.names else {})))
         return pd.DataFrame(rows)
 
 
@@ -254,7 +260,8 @@ def quantify_workflows(signal, labels, weighted=False, method="fit", elements=No
 
     Returns
     -------
-    dict ``{workflow: ClusterQuant}``; a workflow without any cluster is left out.
+    dict ``{workflow: ClusterQuant}``; a workflow without any cluster is left out. Each one's
+    ``names`` holds its clusters' short composition names (:mod:`helpers.quant.names`).
     """
     out = {}
     for wf, (lab, prob) in labels.items():
@@ -267,4 +274,6 @@ def quantify_workflows(signal, labels, weighted=False, method="fit", elements=No
     if not out:
         raise DataError("Neither workflow produced a cluster: nothing to quantify. Check the "
                         "clustering parameters in notebooks 03 and 04.")
+    from .names import name_workflows
+    name_workflows(out)
     return out

@@ -10,6 +10,7 @@ import numpy as np
 from scipy import ndimage
 
 from ..errors import DataError, ParameterError
+from ..progress import dask_bar
 
 
 def nav_shape(signal):
@@ -122,6 +123,61 @@ def cluster_spectra(signal, labels, probabilities=None, clusters=None, block_row
     return _spectra_signal(signal, spec, var, clusters, labels, w.sum(0), probabilities is not None)
 
 
+def cluster_spectra_stack(signal, labels, probabilities=None, names=None, workflow=None):
+    """Every cluster's summed raw spectrum, hard and weighted, as one HyperSpy signal.
+
+    The file-friendly form of :func:`cluster_spectra` (written by notebook 05 as
+    ``results/cluster_spectra_workflow{1,2}.hspy``): ``hs.load(...).plot()`` browses it, and
+    exspy's tools (``get_lines_intensity``, ``quantification``) run on it as on any spectrum.
+
+    Parameters
+    ----------
+    signal : exspy.signals.EDSTEMSpectrum
+        The raw-count spectrum image; its energy axis and metadata (elements, X-ray lines,
+        beam energy, detector) are copied.
+    labels : ndarray of int, shape (rows, cols)
+        -1 = noise / unassigned (in no cluster).
+    probabilities : ndarray, optional
+        The workflow's probabilities (posteriors per cluster, or one membership per pixel):
+        the weights of the *weighted* spectra (:func:`soft_weights`). None: hard spectra only.
+    names : dict ``{cluster: str}``, optional
+        Cluster names for the metadata.
+    workflow : int, optional
+
+    Returns
+    -------
+    exspy.signals.EDSTEMSpectrum
+        Navigation axes ``cluster`` (one per cluster, sorted) and ``weighting`` (index 0: hard
+        sums over each cluster's pixels; 1: weighted sums, when ``probabilities`` are given).
+        ``metadata.Clusters``: ``ids``, ``names``, ``n_pixels``, ``weighting``, ``weight_sum``
+        (one list per weighting), ``workflow``; ``metadata.Signal.Noise_properties.variance``
+        the Poisson variance of each sum (``sum_x w_x^2 y_x``).
+    """
+    hard = cluster_spectra(signal, labels)
+    ids = list(hard.metadata.Clusters.ids)
+    parts = [hard]
+    if probabilities is not None:
+        parts.append(cluster_spectra(signal, labels, soft_weights(labels, probabilities, ids),
+                                     ids))
+    variances = [p.metadata.Signal.Noise_properties.variance.data for p in parts]
+    title = "Cluster spectra" + (f", workflow {workflow}" if workflow is not None else "")
+    out = new_like(signal, np.stack([p.data for p in parts]), title=title)
+    out.axes_manager.navigation_axes[0].name = "cluster"
+    out.axes_manager.navigation_axes[1].name = "weighting"
+    names = names or {}
+    out.metadata.set_item("Clusters.ids", ids)
+    out.metadata.set_item("Clusters.names", [str(names.get(c, f"cluster {c}")) for c in ids])
+    out.metadata.set_item("Clusters.n_pixels", list(hard.metadata.Clusters.n_pixels))
+    out.metadata.set_item("Clusters.weighting", ["hard", "weighted"][:len(parts)])
+    out.metadata.set_item("Clusters.weight_sum",
+                          [list(p.metadata.Clusters.weight_sum) for p in parts])
+    if workflow is not None:
+        out.metadata.set_item("Clusters.workflow", int(workflow))
+    out.metadata.set_item("Signal.Noise_properties.variance",
+                          new_like(signal, np.stack(variances), title="variance"))
+    return out
+
+
 def _lazy_sums(signal, w, hard):
     """Weighted sums ``w.T @ data`` of a lazy map in one pass over its chunks (and the variance
     sums ``(w**2).T @ data``, which equal them for a hard 0/1 mask)."""
@@ -130,10 +186,12 @@ def _lazy_sums(signal, w, hard):
     d2 = signal.data.reshape((-1, signal.data.shape[-1]))
     spec = da.tensordot(w.T, d2, axes=1)
     if hard:
-        spec = np.asarray(spec.compute(), dtype=float)
+        with dask_bar("cluster spectra"):
+            spec = np.asarray(spec.compute(), dtype=float)
         return spec, spec.copy()
     var = da.tensordot((w ** 2).T, d2, axes=1)
-    spec, var = da.compute(spec, var)
+    with dask_bar("cluster spectra"):
+        spec, var = da.compute(spec, var)
     return np.asarray(spec, dtype=float), np.asarray(var, dtype=float)
 
 

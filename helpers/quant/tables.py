@@ -6,10 +6,12 @@ import numpy as np
 
 from ..errors import ParameterError
 from .clusters import quant_lines
+from .names import display_name
 
 
 def composition_table(quant, error="total", digits=2):
-    """Table-1-style wide table: rows = elements, columns = clusters, cells ``"x ± σ"``.
+    """Table-1-style wide table: rows = elements, columns = clusters (number and name,
+    ``"cluster 0 · Ag–Cd rich"``), cells ``"x ± σ"``.
 
     Parameters
     ----------
@@ -21,10 +23,11 @@ def composition_table(quant, error="total", digits=2):
     if error not in ("total", "counting"):
         raise ParameterError("error must be 'total' or 'counting'.")
     cols = {}
+    names = getattr(quant, "names", None) or {}
     for c in quant.clusters:
         comp = quant.compositions[c]
         err = comp.err_total if error == "total" else comp.err_counting
-        cols[f"cluster {c}"] = [f"{x:.{digits}f} ± {e:.{digits}f}" if comp.quantified
+        cols[f"cluster {display_name(c, names.get(c))}"] = [f"{x:.{digits}f} ± {e:.{digits}f}" if comp.quantified
                                 else "n/a" for x, e in zip(comp.at_percent, err)]
     df = pd.DataFrame(cols, index=quant.elements)
     df.index.name = f"workflow {quant.workflow} (at%)"
@@ -128,3 +131,41 @@ def first_fitted(quants):
             if q.compositions[c].fit is not None:
                 return wf, c
     return None
+
+
+def save_results(signal, labels, quants, output_dir=None):
+    """Write what notebook 05 produces into ``OUTPUT_DIR/results``.
+
+    ``compositions.csv`` (+ ``_detail``, which carries the ``name`` column),
+    ``cluster_names.csv``, and for each workflow with clusters its labels as a HyperSpy signal
+    with the names (``labels_workflow{1,2}.hspy``) and its hard + weighted cluster spectra
+    (``cluster_spectra_workflow{1,2}.hspy``, :func:`cluster_spectra_stack`).
+
+    Parameters
+    ----------
+    signal : EDSTEMSpectrum
+        The raw-count spectrum image.
+    labels : dict ``{workflow: (labels, probabilities or None)}``
+        From :func:`helpers.workflows.workflow_labels`.
+    quants : dict ``{workflow: ClusterQuant}``
+        From :func:`quantify_workflows` (names attached).
+    output_dir : str or Path, optional
+
+    Returns
+    -------
+    list of Path, in the order written.
+    """
+    from .. import results
+    from .names import names_frame
+    from .spectra import cluster_spectra_stack
+
+    paths = [results.write_compositions(compositions_frame(quants.values()), output_dir),
+             results.write_cluster_names(names_frame(quants), output_dir)]
+    for wf, (lab, prob) in labels.items():
+        if wf not in quants:
+            continue
+        names = quants[wf].names
+        paths.append(results.save_label_signal(wf, lab, signal, names, output_dir))
+        stack = cluster_spectra_stack(signal, lab, prob, names, workflow=wf)
+        paths.append(results.save_cluster_spectra(wf, stack, output_dir))
+    return paths

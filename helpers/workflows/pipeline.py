@@ -306,12 +306,17 @@ def recluster_workflow2(result, min_cluster_size):
     return res
 
 
-def save_labels(result, output_dir=None):
+def save_labels(result, output_dir=None, signal=None):
     """Write ``labels_workflow{1,2}.npy`` (original grid, -1 = unassigned) and the
     probabilities beside them into ``OUTPUT_DIR/results`` (``runs/interactive/results`` when
     ``output_dir`` is None): the results contract the runner and notebooks 05/06 rely on
-    (:mod:`helpers.results`). Returns the path of the labels file."""
-    return results.save_labels(result.workflow, result.labels, result.probabilities, output_dir)
+    (:mod:`helpers.results`). With the input ``signal``, also ``labels_workflow{1,2}.hspy``
+    (:func:`helpers.results.save_label_signal`: the map on the input's calibrated axes; notebook
+    05 rewrites it with the clusters' names). Returns the path of the labels file."""
+    path = results.save_labels(result.workflow, result.labels, result.probabilities, output_dir)
+    if signal is not None:
+        results.save_label_signal(result.workflow, result.labels, signal, output_dir=output_dir)
+    return path
 
 
 def workflow_labels(signal, output_dir=None, params=None, **overrides):
