@@ -61,7 +61,7 @@ warnings.filterwarnings("ignore")
 def _extras(r, rerun):
     """What every run also hands to :func:`evaluate` (not stored): the labels before the
     spatial prior (None when it was off) and a re-run for the split-half check."""
-    before = None if r.labels_per_pixel is None else np.asarray(r.labels_per_pixel)
+    before = None if r.spatial is None else np.asarray(r.labels_per_pixel)
     return dict(_labels_per_pixel=before, _rerun=rerun)
 
 
@@ -95,7 +95,8 @@ def split_half_ari(signal, rerun, labels, seed=0):
     """ARI between the labels of two independent halves of the counts
     (:func:`helpers.reproducibility.split_half`), the check a user can run without truth."""
     from helpers.reproducibility import split_half
-    return float(split_half(signal, rerun, labels, seed=seed).ari)
+    a = float(split_half(signal, rerun, labels, seed=seed).ari)
+    return a if np.isfinite(a) else None   # one cluster in both halves: nothing to reproduce
 
 
 def quantify(signal, labels, workflow=1):
@@ -772,6 +773,10 @@ def write_report(recs, args, md_path, png_path, elapsed, argv=None):
     w1.setdefault("split_half_spearman", None)
     w2.setdefault("split_half_spearman", None)
     row("Spearman(split-half ARI, ARI vs truth)", "split_half_spearman")
+    w1.setdefault("n_split_half", None)
+    w2.setdefault("n_split_half", None)
+    row("(scenes with a split-half ARI: not one cluster in both halves)", "n_split_half",
+        lambda v: "–" if v is None else str(v))
     if "prior_gain_median" in w1 or "prior_gain_median" in w2:
         for k in ("prior_gain_median", "prior_gain_min", "prior_worse_001", "no_prior_delta_median",
                   "all_found_ge1", "no_prior_all_found_ge1", "thin_recall_min",

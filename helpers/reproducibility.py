@@ -34,7 +34,9 @@ class SplitHalf:
     Attributes
     ----------
     ari : float
-        Adjusted Rand index between the two halves' labels (sample pixels, noise a label).
+        Adjusted Rand index between the two halves' labels (sample pixels, noise a label);
+        NaN when neither half splits the sample (one cluster in both: trivially "reproduced",
+        so it says nothing about phases, and the chance-adjusted index is 0/0).
     jaccard : dict ``{cluster: float}``
         Per cluster of the full-data labels: its Jaccard overlap with its best match in each
         half, averaged over the two halves (0 when a half has no cluster there).
@@ -54,9 +56,14 @@ class SplitHalf:
         return pd.DataFrame([dict(cluster=c, jaccard=j, reproduced=bool(j >= 0.5))
                              for c, j in self.jaccard.items()])
 
+    @property
+    def ari_text(self):
+        """The ARI for printing: three decimals, or why there is none."""
+        return f"{self.ari:.3f}" if np.isfinite(self.ari) else "n/a (one cluster in both halves)"
+
     def as_dict(self):
         """Plain numbers for ``summary.json``."""
-        return {"ari_between_halves": self.ari,
+        return {"ari_between_halves": None if not np.isfinite(self.ari) else self.ari,
                 "jaccard": {str(c): round(float(j), 4) for c, j in self.jaccard.items()}}
 
 
@@ -113,4 +120,6 @@ def split_half(signal, run, labels_full, mask=None, seed=0):
     _, _, Jb = jaccard_matrix(full, lb, mask)
     best = [J.max(axis=1) if J.size else np.zeros(len(ks)) for J in (Ja, Jb)]
     out = {k: float((best[0][i] + best[1][i]) / 2) for i, k in enumerate(ks)}
-    return SplitHalf(ari=ari(la, lb, exclude=~mask), jaccard=out, labels_a=la, labels_b=lb)
+    trivial = all(np.unique(x[mask]).size < 2 for x in (la, lb))
+    a = float("nan") if trivial else ari(la, lb, exclude=~mask)
+    return SplitHalf(ari=a, jaccard=out, labels_a=la, labels_b=lb)

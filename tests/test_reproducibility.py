@@ -63,3 +63,18 @@ def test_split_half_dict_is_plain_json(wf):
     rep = reproducibility.SplitHalf(ari=0.91, jaccard={0: 0.95, 3: 0.2})
     d = json.loads(json.dumps(rep.as_dict()))
     assert d == {"ari_between_halves": 0.91, "jaccard": {"0": 0.95, "3": 0.2}}
+
+
+def test_one_cluster_in_both_halves_has_no_split_half_ari():
+    """Both halves one cluster: 'reproduced' trivially, which says nothing about phases (and the
+    chance-adjusted index is 0/0): NaN, null in summary.json, said so when printed."""
+    import json
+    s, _ = simulate("hea6", size=32, seed=1)
+    full = np.zeros(s.data.shape[:2], int)
+    rep = reproducibility.split_half(s, lambda x: np.zeros(x.data.shape[:2], int), full)
+    assert np.isnan(rep.ari) and rep.jaccard == {0: 1.0}
+    assert json.loads(json.dumps(rep.as_dict()))["ari_between_halves"] is None
+    assert rep.ari_text.startswith("n/a")
+    half = np.tile([0, 1], (32, 16))          # one half splits: an ARI again (0 here)
+    rep = reproducibility.split_half(s, lambda x, it=iter([full, half]): next(it), full)
+    assert rep.ari == pytest.approx(0.0)
