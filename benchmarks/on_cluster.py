@@ -11,8 +11,8 @@ runs the notebooks' own calls on ``load_spectrum_image(path, lazy=True)`` (``wor
 ``workflow2``, ``quantify_clusters``, ``entropy_table``, via ``run.py``'s ``_pipeline_ours``):
 the chunked stages (binning, cluster sums, element maps) run as tasks on the workers, the
 in-memory stages (PCA, GMM, UMAP, HDBSCAN on the binned matrix) in the client process. Peak
-memory is each process's ``ru_maxrss`` (client, both workers, their nannies). The result is the
-section "On a dask.distributed LocalCluster" of ``benchmarks/results.md`` (run.py keeps it).
+memory is each process's ``ru_maxrss`` (the client, which also holds the LocalCluster's
+nannies, and each worker). The result is the section "On a dask.distributed LocalCluster" of ``benchmarks/results.md`` (run.py keeps it).
 """
 from __future__ import annotations
 
@@ -75,7 +75,6 @@ def case_process(args):
             out = bench._pipeline_ours(sig, T)
         total = time.perf_counter() - t0
         workers = client.run(_peak_mb)
-        nannies = client.run(_peak_mb, nanny=True)
         tasks = len(ts.data)
     finally:
         client.close()
@@ -85,7 +84,7 @@ def case_process(args):
     return dict(T.as_dict(), total=total, numba_warmup=compile_s, ari_w1=a1, ari_w2=a2,
                 chunks=str(sig.data.chunksize), n_clusters_w1=int(out["w1"].n_clusters),
                 n_clusters_w2=int(out["w2"].n_clusters), binned_shape=list(out["w1"].binned_shape),
-                client_peak_mb=_peak_mb(), worker_peak_mb=workers, nanny_peak_mb=nannies,
+                client_peak_mb=_peak_mb(), worker_peak_mb=workers,
                 tasks=tasks)
 
 
@@ -112,15 +111,15 @@ def section(w, p, args, info, load):
     """The markdown section of results.md."""
     peaks = {"client (runs PCA/GMM/UMAP/HDBSCAN)": p["client_peak_mb"]}
     peaks.update({f"worker {k}": v for k, v in p["worker_peak_mb"].items()})
-    peaks.update({f"nanny {k}": v for k, v in p["nanny_peak_mb"].items()})
+    # a LocalCluster's nannies live in the client process (its row covers them)
     ok = all(v <= LIMIT_MB for v in peaks.values())
     gib = w["nbytes"] / 2 ** 30
     L = [BEGIN, f"## On a dask.distributed LocalCluster: {args.size}×{args.size}×{args.channels} "
          f"uint16 ({gib:.2f} GiB)\n",
          f"`benchmarks/on_cluster.py --size {args.size}` on {info['cpu']} "
          f"({info['affinity']} cores, load {load[0]:.2f} before / {load[1]:.2f} after). The map "
-         f"is written block by block ({w['seconds']:.0f} s, file {w['file_bytes'] / 2 ** 30:.2f} "
-         f"GiB) and processed from a lazy load through the notebooks' calls with a 2-worker "
+         f"is written block by block ({w['seconds']:.0f} s, file {w['file_bytes'] / 2 ** 20:.0f} "
+         f"MiB, compressed) and processed from a lazy load through the notebooks' calls with a 2-worker "
          f"`LocalCluster` (one thread each, memory limit {LIMIT_MB} MiB) as the default "
          f"scheduler: chunks {p['chunks']}, binned to {p['binned_shape']}; {p['tasks']} tasks ran "
          "on the workers.\n",

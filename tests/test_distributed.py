@@ -6,7 +6,7 @@ notebooks like tests/test_runner.py's (each writes the results files from its pa
 second), so the runner's contract on a cluster is checked in seconds: the same files as the local
 runner, a worker killed mid-run (its input runs again once, or is reported failed, the others
 finish), and clear errors for a bad address, an unreachable scheduler and a run folder the workers
-cannot use. One test runs the real notebooks on three small demos both ways (marked slow).
+cannot use. (The real notebooks on a cluster are not run here: ~75 s per demo input.)
 """
 import filecmp
 import json
