@@ -854,7 +854,11 @@ def write_report(R, info, args, started, finished, load_before, load_after):
     L.append("## Targets (issue 7)\n")
     L.extend(verdicts(R, args))
     L.append("")
-    RESULTS.write_text("\n".join(L) + "\n")
+    # the section benchmarks/on_cluster.py writes (its own run) is kept
+    old = RESULTS.read_text() if RESULTS.exists() else ""
+    mark = "<!-- distributed-benchmark -->"
+    kept = old[old.index(mark):].rstrip() if mark in old else ""
+    RESULTS.write_text("\n".join(L) + ("\n\n" + kept if kept else "") + "\n")
     R["_meta"] = dict(started=started, finished=finished, load_before=list(load_before),
                       load_after=list(load_after))
     (WORK / "results.json").write_text(json.dumps(R, indent=1, default=str))

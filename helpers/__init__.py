@@ -10,6 +10,7 @@ The data flow reads one way, and so do the imports (checked by ``tests/test_arch
         ─ preprocess, maps ─► features ─ decompose, cluster ─► workflows ─► labels
         ─ quant ─► compositions ─ entropy, compare ─► tables
         ─ results (files), plotting (figures), widgets (sliders) ─ execution, runner (batch)
+        ─ distributed (the batch on a dask cluster)
 
 ``errors``, ``paths``, ``cache``, ``numba_cache``, ``progress`` and ``results`` are utilities every
 layer may use; ``report`` writes a run's ``index.html`` after the batch.
@@ -23,7 +24,7 @@ _SUBMODULES = (
     "errors", "paths", "cache", "numba_cache", "results", "xray", "simulate", "demo", "io",
     "preprocess", "maps", "decompose", "cluster", "multinomial", "spatial", "workflows", "quant",
     "reproducibility", "entropy", "compare", "plotting", "widgets", "execution", "report",
-    "runner", "progress",
+    "runner", "distributed", "progress",
 )
 
 # HyperSpy 2.5 warns about exspy's old import paths on every import; nothing a user can act on.

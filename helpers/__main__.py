@@ -1,6 +1,7 @@
 """Command line: ``python -m helpers run|make-demo|notebooks|versions``.
 
     python -m helpers run demo:hea6 data/my_map.emd --out runs/today -p N_CLUSTERS 3 --jobs 2
+    python -m helpers run a.emd b.emd --out /shared/runs/x --scheduler tcp://10.0.0.5:8786
     python -m helpers make-demo [--out data/demo]
     python -m helpers notebooks          # re-execute notebooks/NN_*.ipynb in place (make notebooks)
     python -m helpers versions
@@ -51,6 +52,10 @@ def _parser():
                    help="any notebook parameter, e.g. -p N_CLUSTERS 3 (value parsed as a Python "
                         "literal when possible); repeatable")
     r.add_argument("--jobs", type=int, default=1, metavar="N", help="inputs run in parallel")
+    r.add_argument("--scheduler", metavar="ADDRESS",
+                   help="run each input as a task on a dask.distributed cluster: tcp://HOST:PORT "
+                        "of a running scheduler, or local:N for N workers on this machine; "
+                        "--out must be on storage every worker shares (replaces --jobs)")
     r.add_argument("--timeout", type=float, metavar="SECONDS",
                    help="seconds allowed per notebook cell (default: no limit)")
     r.add_argument("--overwrite", action="store_true",
@@ -76,12 +81,17 @@ def _parser():
 def _run(args):
     from . import runner
 
-    results = runner.run(args.inputs, args.out, elements=args.elements,
-                         beam_energy=args.beam_energy, kfactors=args.kfactors,
-                         params=args.parameter + ([("SIGNAL", str(args.signal))]
-                                                  if args.signal is not None else []),
-                         notebooks_dir=args.notebooks, jobs=args.jobs,
-                         overwrite=args.overwrite, debug=args.debug, timeout=args.timeout)
+    common = dict(elements=args.elements, beam_energy=args.beam_energy, kfactors=args.kfactors,
+                  params=args.parameter + ([("SIGNAL", str(args.signal))]
+                                           if args.signal is not None else []),
+                  notebooks_dir=args.notebooks, overwrite=args.overwrite, debug=args.debug,
+                  timeout=args.timeout)
+    if args.scheduler:
+        from .distributed import run_distributed
+
+        results = run_distributed(args.inputs, args.out, args.scheduler, **common)
+    else:
+        results = runner.run(args.inputs, args.out, jobs=args.jobs, **common)
     print()
     print(runner.format_table(results))
     for r in [r for r in results if r["status"] != "ok"]:

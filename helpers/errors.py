@@ -43,6 +43,10 @@ class OutputError(HEAError, OSError):
     """An output folder cannot be written, or would overwrite earlier results."""
 
 
+class SchedulerError(HEAError, ConnectionError):
+    """A dask.distributed scheduler address is malformed or the scheduler cannot be reached."""
+
+
 class HEAWarning(UserWarning):
     """Base class of this package's warnings: the analysis goes on, but you should know."""
 

@@ -2,18 +2,14 @@
 
 ``python -m helpers run INPUT [INPUT ...] --out DIR`` executes ``notebooks/NN_*.ipynb`` in order
 for each input with the common parameters injected (``DATA``, ``ELEMENTS``, ``BEAM_ENERGY``,
-``KFACTORS``, ``OUTPUT_DIR`` and any ``-p NAME VALUE``), and leaves for each input::
-
-    DIR/<name>/notebooks/   the executed notebooks (open them to see every figure and number)
-    DIR/<name>/figures/     figures saved by the notebooks
-    DIR/<name>/results/     labels_workflow1.npy, labels_workflow2.npy, compositions.csv,
-                            entropy.csv (written by the notebooks) and summary.json (by the runner)
+``KFACTORS``, ``OUTPUT_DIR`` and any ``-p NAME VALUE``), and leaves ``DIR/<name>/notebooks/``
+(executed copies), ``figures/`` and ``results/`` (the notebooks' files, ``summary.json``).
 
 Safety rules: inputs are only read; an existing ``DIR/<name>`` is replaced only with
 ``overwrite=True``; each input is executed into a hidden sibling folder and moved into place at the
 end, so an interrupted or failed run never touches earlier results (a failed one is kept as
-``DIR/<name>.failed`` for inspection). Inputs are independent: one failing input is reported and the
-others finish.
+``DIR/<name>.failed``). Inputs are independent: a failing input is reported, the others finish.
+:func:`run` runs inputs on this machine; :mod:`helpers.distributed` on a dask cluster.
 """
 from __future__ import annotations
 
@@ -107,10 +103,9 @@ def check_results(results_dir):
     Returns
     -------
     dict
-        ``files`` (name -> "ok" / "missing" / what is wrong), ``problems`` (list of str),
-        ``n_clusters`` per workflow, ``navigation_shape``, and ``ari`` (adjusted Rand index
-        between the workflows over all pixels, noise -1 counted as a label) and
-        ``ari_assigned`` (over pixels that neither workflow calls noise), when both labels exist.
+        ``files`` (name -> "ok" / "missing" / what is wrong), ``problems``, ``n_clusters`` per
+        workflow, ``navigation_shape``; with both labels ``ari`` (workflows' adjusted Rand index,
+        noise -1 a label) and ``ari_assigned`` (pixels neither workflow calls noise).
     """
     import numpy as np
 
@@ -452,9 +447,10 @@ def build_parameters(notebooks, elements=None, beam_energy=None, kfactors=None, 
     return injected
 
 
-def run(inputs, out, elements=None, beam_energy=None, kfactors=None, params=None,
-        notebooks_dir=None, jobs=1, overwrite=False, debug=False, timeout=None):
-    """Run the notebook suite on several inputs, each independently.
+def plan_run(inputs, out, elements=None, beam_energy=None, kfactors=None, params=None,
+             notebooks_dir=None, jobs=1, overwrite=False, timeout=None):
+    """Check a batch before anything runs and prepare its run folder (the first half of
+    :func:`run`, shared with :func:`helpers.distributed.run_distributed`).
 
     Parameters
     ----------
@@ -466,25 +462,19 @@ def run(inputs, out, elements=None, beam_energy=None, kfactors=None, params=None
         See :func:`build_parameters`.
     notebooks_dir : str or Path, optional
         Folder of the ``NN_*.ipynb`` notebooks; default the project's ``notebooks/``.
-    jobs : int
-        Inputs run in parallel by this many processes.
-    overwrite : bool
-        Replace existing ``out/<name>`` folders.
-    debug : bool
-        Keep tracebacks in the results.
-    timeout : float, optional
-        Seconds allowed per notebook cell; a cell that takes longer fails its input.
+    jobs, overwrite, timeout
+        Inputs run in parallel; replace existing ``out/<name>``; seconds allowed per cell.
 
     Returns
     -------
-    list of dict
-        One per input, see :func:`run_input`.
+    dict
+        ``out`` (resolved), ``notebooks``, ``declared``, ``injected``, ``names``, ``versions``.
 
     Raises
     ------
     HEAError
-        For problems with the whole run (no notebooks, bad output folder, unknown parameter,
-        existing run folders without ``overwrite``); per-input problems are in the results.
+        No notebooks, bad output folder, unknown parameter, existing run folders without
+        ``overwrite``; per-input problems are in the results instead.
     """
     if not inputs:
         raise InputFileError("No input given: name a spectrum-image file or a demo such as "
@@ -505,11 +495,29 @@ def run(inputs, out, elements=None, beam_energy=None, kfactors=None, params=None
     if existing and not overwrite:
         raise OutputError(f"Run folder {out / existing[0]} already exists: pass --overwrite to "
                           "replace it or choose another --out.")
-    versions = _versions()
-    parallel = jobs > 1 and len(names) > 1
-    with BatchProgress(len(names), len(notebooks), parallel=parallel) as bar:
-        tasks = [(spec, name, out, notebooks, injected, overwrite, debug, versions, declared,
-                  timeout, bar.queue) for spec, name in zip(inputs, names)]
+    return dict(out=out, notebooks=notebooks, declared=declared, injected=injected, names=names,
+                versions=_versions())
+
+
+def input_tasks(plan, inputs, overwrite=False, debug=False, timeout=None, events=None):
+    """The arguments of :func:`run_input` for every input of a :func:`plan_run` plan."""
+    p = plan
+    return [(spec, name, p["out"], p["notebooks"], p["injected"], overwrite, debug, p["versions"],
+             p["declared"], timeout, events) for spec, name in zip(inputs, p["names"])]
+
+
+def run(inputs, out, elements=None, beam_energy=None, kfactors=None, params=None,
+        notebooks_dir=None, jobs=1, overwrite=False, debug=False, timeout=None):
+    """Run the notebook suite on several inputs, each independently, on this machine.
+
+    Parameters are :func:`plan_run`'s and ``debug`` (keep tracebacks); ``jobs`` inputs run in
+    parallel processes. Returns one dict per input (:func:`run_input`); :func:`finish_run` closes.
+    """
+    plan = plan_run(inputs, out, elements, beam_energy, kfactors, params, notebooks_dir, jobs,
+                    overwrite, timeout)
+    parallel = jobs > 1 and len(plan["names"]) > 1
+    with BatchProgress(len(plan["names"]), len(plan["notebooks"]), parallel=parallel) as bar:
+        tasks = input_tasks(plan, inputs, overwrite, debug, timeout, bar.queue)
         if not parallel:
             results = [run_input(*t) for t in tasks]
         else:
@@ -517,16 +525,16 @@ def run(inputs, out, elements=None, beam_energy=None, kfactors=None, params=None
                                      mp_context=get_context("spawn")) as pool:
                 futures = [pool.submit(run_input, *t) for t in tasks]
                 results = [f.result() for f in futures]
-    write_run_summary(out, results)
-    _write_report(out)
+    finish_run(plan["out"], results)
     return results
 
 
-def _write_report(out):
-    """``out/index.html`` (:mod:`helpers.report`) for every input of the run folder; a report
-    that cannot be written is a warning, never a failed run."""
+def finish_run(out, results):
+    """Close a batch: ``out/run_summary.json``, then the report ``out/index.html``
+    (:mod:`helpers.report`, every input of the folder); a report that cannot be written is a
+    warning, never a failed run. Returns the report's path (None when not written)."""
     from .report import write_report
-
+    write_run_summary(out, results)
     try:
         path = write_report(out)
     except Exception as exc:  # noqa: BLE001 - the results are complete without the report
@@ -549,8 +557,8 @@ def write_run_summary(out, results):
         old = json.loads(path.read_text(encoding="utf-8")).get("inputs", {})
     except (OSError, ValueError):
         old = {}
-    keep = ("input", "status", "kind", "message", "folder", "seconds", "ari", "problems")
-    old.update({r["name"]: {k: r.get(k) for k in keep} for r in results})
+    keep = ("input", "status", "kind", "message", "folder", "seconds", "ari", "problems", "attempts")
+    old.update({r["name"]: {k: r[k] for k in keep if k in r} for r in results})
     summary = {"finished": datetime.now(timezone.utc).isoformat(timespec="seconds"),
                "exit_status": exit_code(results), "inputs": old}
     tmp = path.with_name(f".{RUN_SUMMARY}.{os.getpid()}.tmp")

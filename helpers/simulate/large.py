@@ -129,6 +129,8 @@ def write_simulated_map(path, preset="hea6", size=512, n_channels=4096, dtype=np
         dst.name, dst.units, dst.scale, dst.offset = src.name, src.units, src.scale, src.offset
     s.metadata.set_item("Simulation", truth.to_dict())
     s.metadata.set_item("Simulation.params.written_by", "helpers.largedata.write_simulated_map")
+    # threads on purpose, also under a distributed.Client: the blocks are written into one HDF5
+    # file, which only this process may hold open (the only scheduler named in helpers)
     with dask.config.set(scheduler="threads"):
         s.save(path, overwrite=True, chunks=(block_rows, cols, n_channels), show_progressbar=False)
     # upper bound of any pixel's expected counts in any channel: with it far below the dtype's
