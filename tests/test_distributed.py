@@ -23,6 +23,7 @@ distributed = pytest.importorskip("distributed")
 from helpers import distributed as hd  # noqa: E402
 from helpers import execution, runner  # noqa: E402
 from helpers.errors import OutputError, ParameterError, SchedulerError  # noqa: E402
+from test_runner import _notebook  # noqa: E402  (the same throwaway-notebook builder)
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -52,14 +53,6 @@ with open(os.path.join(res, "entropy.csv"), "w") as f:
     f.write(f"workflow,cluster,s_conf_R,s_conf_R_err,metal_to_sulfur\\n1,0,{x / 50},0.1,1.0\\n")
 '''
 CONTRACT = ["labels_workflow1.npy", "labels_workflow2.npy", "compositions.csv", "entropy.csv"]
-
-
-def _notebook(params, code):
-    nb = nbformat.v4.new_notebook()
-    nb.cells = [nbformat.v4.new_code_cell(params, metadata={"tags": ["parameters"]}),
-                nbformat.v4.new_code_cell(code)]
-    nb.metadata["kernelspec"] = {"name": "python3", "display_name": "Python 3", "language": "python"}
-    return nb
 
 
 @pytest.fixture(scope="module")
