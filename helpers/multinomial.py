@@ -95,7 +95,7 @@ def null_split_gain(counts, n_draws=NULL_DRAWS, random_state=0):
     return float(max(draws))
 
 
-def merge_insignificant(counts, labels, factor=SPLIT_FACTOR, random_state=0):
+def merge_insignificant(counts, labels, factor=None, random_state=0):
     """Merge clusters whose split is not more than noise can make (see the module docstring).
 
     Greedy: the pair with the smallest ``G / null`` is merged while that ratio is below
@@ -105,12 +105,15 @@ def merge_insignificant(counts, labels, factor=SPLIT_FACTOR, random_state=0):
     ----------
     counts : (n, channels) raw (binned) counts of the clustered pixels
     labels : (n,) int, -1 = noise (left as it is)
+    factor : float, optional
+        The margin a split must beat; None = :data:`SPLIT_FACTOR`.
 
     Returns
     -------
     labels : (n,) int, renumbered by size
     merges : list of (kept, merged, G, null) in the order they were made (old numbers)
     """
+    factor = SPLIT_FACTOR if factor is None else float(factor)
     c = np.asarray(counts, float)
     lab = np.asarray(labels).copy()
     merges, ratio = [], {}

@@ -19,7 +19,7 @@ import json
 from datetime import datetime
 from pathlib import Path
 
-from .results import NAMES_FILE, results_dir
+from .results import load_cluster_names, results_dir
 
 REPORT_FILE = "index.html"
 #: Figures shown per input, in order: (file stem in figures/, caption). The first existing
@@ -110,11 +110,8 @@ def _compositions_table(folder):
     if not path.exists():
         return ""
     df = pd.read_csv(path)
-    if (res / NAMES_FILE).exists():
-        names = pd.read_csv(res / NAMES_FILE)[["workflow", "cluster", "name"]]
-        df = df.merge(names, on=["workflow", "cluster"], how="left")
-    else:
-        df["name"] = ""
+    names = load_cluster_names(folder)
+    df["name"] = [names.get(int(w), {}).get(int(c), "") for w, c in zip(df.workflow, df.cluster)]
     from matplotlib.colors import to_hex
 
     from .plotting.core import cluster_color
@@ -129,7 +126,7 @@ def _compositions_table(folder):
                   "></span>")
         rows.append(f'<tr{" class=first" if first else ""}><td class="num">{int(r.workflow)}'
                     f'</td><td class="num">{int(r.cluster)}'
-                    f'</td><td>{swatch}{_esc(r.name if isinstance(r.name, str) else "")}</td>'
+                    f'</td><td>{swatch}{_esc(r.name)}</td>'
                     f'<td class="num">{float(r.n_pixels):.0f}</td><td>{_esc(r.element)}</td>'
                     f'<td class="num">{value}</td></tr>')
     head = ("<tr><th>workflow</th><th>cluster</th><th>name</th><th>pixels</th><th>element</th>"

@@ -58,13 +58,21 @@ class SplitHalf:
 
     @property
     def ari_text(self):
-        """The ARI for printing: three decimals, or why there is none."""
-        return f"{self.ari:.3f}" if np.isfinite(self.ari) else "n/a (one cluster in both halves)"
+        """The ARI for printing (:func:`ari_text`)."""
+        return ari_text(self.ari)
 
     def as_dict(self):
         """Plain numbers for ``summary.json``."""
         return {"ari_between_halves": None if not np.isfinite(self.ari) else self.ari,
                 "jaccard": {str(c): round(float(j), 4) for c, j in self.jaccard.items()}}
+
+
+def ari_text(value):
+    """A split-half ARI for printing: three decimals, or why there is none (NaN or None, as
+    in ``summary.json``: one cluster in both halves)."""
+    if value is None or not np.isfinite(value):
+        return "n/a (one cluster in both halves)"
+    return f"{value:.3f}"
 
 
 def jaccard_matrix(labels_a, labels_b, mask=None):

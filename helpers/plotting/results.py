@@ -5,6 +5,7 @@ from __future__ import annotations
 import numpy as np
 
 from ..compare import z_threshold
+from ..quant.names import display_name
 from .core import cluster_color
 
 
@@ -24,7 +25,7 @@ def plot_compositions(quant, ax=None, error="total", elements=None):
         idx = [comp.elements.index(e) for e in els]
         err = (comp.err_total if error == "total" else comp.err_counting)[idx]
         ax.bar(xs + (j - (n - 1) / 2) * width, comp.at_percent[idx], width, yerr=err,
-               capsize=2, label=f"{_name(c, names)} ({comp.n_pixels:.0f} px)",
+               capsize=2, label=f"cluster {display_name(c, names.get(c))} ({comp.n_pixels:.0f} px)",
                color=cluster_color(int(c)))
     ax.set_xticks(xs, els)
     ax.set_ylabel("at%")
@@ -32,11 +33,6 @@ def plot_compositions(quant, ax=None, error="total", elements=None):
     if n <= 10:
         ax.legend(fontsize=8, loc="upper left", bbox_to_anchor=(1.01, 1), frameon=False)
     return ax
-
-
-def _name(cluster, names):
-    name = names.get(cluster)
-    return f"cluster {cluster}" + (f" · {name}" if name else "")
 
 
 def plot_method_comparison(fit_quant, window_quant, ax=None):
@@ -52,7 +48,8 @@ def plot_method_comparison(fit_quant, window_quant, ax=None):
         if w is None or not (f.quantified and w.quantified):
             continue
         ax.errorbar(f.at_percent, w.at_percent, xerr=f.err_counting, yerr=w.err_counting,
-                    fmt="o", ms=4, color=cluster_color(int(c)), label=_name(c, names))
+                    fmt="o", ms=4, color=cluster_color(int(c)),
+                    label=f"cluster {display_name(c, names.get(c))}")
         for e, x, y in zip(f.elements, f.at_percent, w.at_percent):
             if abs(x - y) > 2:
                 ax.annotate(e, (x, y), xytext=(3, 3), textcoords="offset points", fontsize=8)
@@ -79,8 +76,7 @@ def _bars(table, ax, value, err_col, ylabel, title):
         ax.bar(xs, t[value], 0.8, yerr=t[err_col], capsize=3,
                color=[cluster_color(int(c)) for c in t["cluster"]], edgecolor="k", lw=0.4)
         names = t["name"] if "name" in t else [""] * len(t)
-        ticks += [(xi, f"{c} · {nm}" if nm else str(c))
-                  for xi, c, nm in zip(xs, t["cluster"], names)]
+        ticks += [(xi, display_name(c, nm)) for xi, c, nm in zip(xs, t["cluster"], names)]
         ax.annotate(f"workflow {wf}", (xs.mean(), 1), xytext=(0, -4),   # above the bars:
                     textcoords="offset points", xycoords=("data", "axes fraction"),
                     ha="center", va="top", fontsize=9, fontweight="bold")  # names below

@@ -22,7 +22,7 @@ from ..cluster import (UMAP_EPOCHS, HDBSCANResult, check_int, default_min_cluste
                        gmm_cluster, hdbscan_cluster, plateau_min_cluster_size,
                        poisson_mixture_refine, recluster)
 from ..errors import ParameterError
-from ..multinomial import SPLIT_FACTOR, assign_by_likelihood, merge_insignificant
+from ..multinomial import assign_by_likelihood, merge_insignificant
 from ..preprocess import upsample_labels
 from ..spatial import regularise_labels
 from .features import as_signal, embedding_for, pca_of_features, spatial_counts
@@ -262,8 +262,8 @@ def _counting_statistics(counts, h, merge, assign, random_state, split_factor=No
     if labels.max() < 0:          # no dense group at all: one cluster, for the counts to judge
         labels = np.zeros_like(labels)
     if merge:
-        factor = SPLIT_FACTOR if split_factor is None else float(split_factor)
-        labels, _ = merge_insignificant(counts, labels, factor=factor, random_state=random_state)
+        labels, _ = merge_insignificant(counts, labels, factor=split_factor,
+                                        random_state=random_state)
     if assign:
         labels, post = assign_by_likelihood(counts, labels)
         proba = np.where(labels >= 0, post.max(axis=1) if post.size else 0.0, 0.0)
