@@ -111,15 +111,16 @@ def cluster_spectra(signal, labels, probabilities=None, clusters=None, block_row
                 spec[i] += d2[rows[j0:j0 + step]].sum(axis=0, dtype=acc)
         var = spec.copy()
     else:
+        # weights: a sparse product per block of rows (EDS counts are mostly zeros; a dense
+        # float copy of each block cost 10x more), spectra and variances in one product
+        from scipy import sparse
         d2 = np.asarray(data).reshape((-1, n_ch))
-        step = block_rows * nav[-1] if block_rows else max(1, int(2e7 // max(n_ch, 1)))
-        spec = np.zeros((len(clusters), n_ch))
-        var = np.zeros((len(clusters), n_ch))
+        step = block_rows * nav[-1] if block_rows else 4096
+        ww = np.hstack([w, w ** 2])
+        acc = np.zeros((n_ch, ww.shape[1]))
         for i0 in range(0, d2.shape[0], step):
-            blk = d2[i0:i0 + step].astype(float)
-            wb = w[i0:i0 + step]
-            spec += wb.T @ blk
-            var += (wb ** 2).T @ blk
+            acc += sparse.csr_matrix(d2[i0:i0 + step]).T @ ww[i0:i0 + step]
+        spec, var = acc[:, :len(clusters)].T.copy(), acc[:, len(clusters):].T.copy()
     return _spectra_signal(signal, spec, var, clusters, labels, w.sum(0), probabilities is not None)
 
 
