@@ -34,6 +34,10 @@ from .errors import DataError, ParameterError
 #: over the k-NN graph, single-threaded under a fixed random_state: 100 halves UMAP's time.
 UMAP_EPOCHS = 100
 
+#: How UMAP's neighbour graph is found (:func:`exact_knn`); part of the cache keys of the
+#: embedding and of the HDBSCAN tree, so results of another method are never read back.
+UMAP_NEIGHBOURS = "exact"
+
 
 # --------------------------------------------------------------------------------------------
 # input checks
@@ -224,13 +228,30 @@ def gmm_criteria(X, n_range=range(1, 9), random_state=0, n_init=2, covariance_ty
 # --------------------------------------------------------------------------------------------
 # workflow 2: UMAP + HDBSCAN
 # --------------------------------------------------------------------------------------------
+def exact_knn(X, n_neighbors, metric="euclidean"):
+    """Exact ``n_neighbors`` nearest neighbours of every row (itself first), for UMAP.
+
+    umap-learn would search them with pynndescent: approximate, and its numba functions are
+    compiled anew in every process (about 12 s per notebook kernel; they do not go to the disk
+    cache). scikit-learn's tree search is exact, so the graph depends on the data alone (not on a
+    seed or the thread count), runs on every core, and takes a fraction of a second for the
+    low-dimensional PCA scores UMAP gets here. Returns ``(indices, distances)``, the
+    ``precomputed_knn`` umap-learn accepts.
+    """
+    from sklearn.neighbors import NearestNeighbors
+    nn = NearestNeighbors(n_neighbors=int(n_neighbors), metric=metric, n_jobs=-1).fit(X)
+    dist, ind = nn.kneighbors(X)
+    return ind.astype(np.int32), dist.astype(np.float32)
+
+
 def umap_embed(X, n_components=4, n_neighbors=15, min_dist=0.0, metric="euclidean",
                random_state=0, n_epochs=None):
     """Embed feature rows with UMAP (umap-learn), as in the paper: 4-D, min_dist 0, Euclidean.
 
     ``min_dist=0`` packs similar pixels tightly, which is what a density-based clusterer wants.
     A fixed ``random_state`` makes the result reproducible (umap-learn then runs on one thread).
-    The first call in a process pays a numba compilation of tens of seconds. ``n_epochs=None``
+    The neighbour graph is exact (:func:`exact_knn`), so only umap-learn's own numba functions
+    are compiled, once per machine (:mod:`helpers.numba_cache`). ``n_epochs=None``
     uses :data:`UMAP_EPOCHS` (100; umap-learn would take 200 for large data and 500 for small,
     at 2-5x the time, with the same clusters in our tests).
 
@@ -248,12 +269,10 @@ def umap_embed(X, n_components=4, n_neighbors=15, min_dist=0.0, metric="euclidea
         n_epochs, "n_epochs", 1, 10000, "use about 50-500 optimisation epochs.")
     import umap
     numba_cache.enable()   # umap-learn's JIT kept on disk: paid once per machine, not per kernel
-    # force_approximation_algorithm: below 4096 rows umap-learn otherwise computes all pairwise
-    # distances through a Python-level callable (tens of seconds for ~4000 pixels); NN-descent
-    # gives the same clusters (ARI unchanged on hea6 128x128) in a fraction of the time.
+    knn = exact_knn(X, n_neighbors, metric)
     reducer = umap.UMAP(n_components=n_components, n_neighbors=n_neighbors, min_dist=min_dist,
                         metric=metric, random_state=random_state, n_jobs=1,
-                        n_epochs=n_epochs, force_approximation_algorithm=True,
+                        n_epochs=n_epochs, precomputed_knn=knn,
                         tqdm_kwds=progress.tqdm_kwds("UMAP epochs"))
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")   # "n_jobs overridden by random_state" and friends

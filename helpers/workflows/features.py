@@ -14,7 +14,7 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from .. import cache as _cache   # (workflow functions take a ``cache`` flag)
-from ..cluster import UMAP_EPOCHS, umap_embed
+from ..cluster import UMAP_EPOCHS, UMAP_NEIGHBOURS, umap_embed
 from ..decompose import pca
 from ..errors import DataError, ParameterError
 from ..maps import sample_mask
@@ -192,7 +192,8 @@ def embedding_for(signal, umap_input="pca", n_components=None, umap_dims=4, n_ne
     params = dict(umap_input=umap_input, n_components=p.n_components if umap_input == "pca"
                   else None, umap_dims=umap_dims, n_neighbors=n_neighbors,
                   random_state=random_state, max_components=max_components,
-                  n_epochs=UMAP_EPOCHS if n_epochs is None else n_epochs)
+                  n_epochs=UMAP_EPOCHS if n_epochs is None else n_epochs,
+                  neighbours=UMAP_NEIGHBOURS)
 
     def run():
         emb = np.full((m.size, umap_dims), np.nan)

@@ -18,7 +18,7 @@ import numpy as np
 
 from .. import cache as _cache   # (workflow functions take a ``cache`` flag)
 from .. import results
-from ..cluster import (UMAP_EPOCHS, HDBSCANResult, check_int, default_min_cluster_size,
+from ..cluster import (UMAP_EPOCHS, UMAP_NEIGHBOURS, HDBSCANResult, check_int, default_min_cluster_size,
                        gmm_cluster, hdbscan_cluster, plateau_min_cluster_size,
                        poisson_mixture_refine, recluster)
 from ..errors import ParameterError
@@ -208,7 +208,8 @@ def workflow2(signal, params=None, *, cache=True, **overrides):
     ms = min(5, int(mcs)) if q.min_samples is None else q.min_samples
     key = dict(umap_input=q.umap_input, n_components=p.n_components, umap_dims=q.umap_dims,
                n_neighbors=q.n_neighbors, random_state=q.random_state,
-               max_components=q.max_components, min_samples=ms, n_epochs=n_epochs)
+               max_components=q.max_components, min_samples=ms, n_epochs=n_epochs,
+               neighbours=UMAP_NEIGHBOURS)
     mcs = check_int(mcs, "MIN_CLUSTER_SIZE", 2, n,
                     f"use 2..{n} (binned sample pixels); about 1 % of them is a good start.")
     ms = check_int(ms, "MIN_SAMPLES", 1, n - 1, "use a small number such as 5-20.")
