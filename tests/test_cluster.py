@@ -89,6 +89,62 @@ def test_parameter_errors_are_package_errors(blobs):
         C.gmm_cluster(np.full((10, 2), np.nan), 2)
 
 
+def _plateau_reference(result, n_pixels, lo=5, hi_fraction=0.1, n_steps=30):
+    """plateau_min_cluster_size as it was: labels from recluster() at every candidate."""
+    hi = max(lo + 1, int(hi_fraction * n_pixels))
+    table = []
+    for m in sorted(set(int(round(v)) for v in np.geomspace(lo, hi, n_steps))):
+        r = C.recluster(result, m)
+        table.append((m, r.n_clusters, r.noise_fraction))
+    best, best_span, i = None, -1.0, 0
+    while i < len(table):
+        j = i
+        while j + 1 < len(table) and table[j + 1][1] == table[i][1]:
+            j += 1
+        span = np.log(table[j][0]) - np.log(table[i][0])
+        if table[i][1] >= 1 and span > best_span:
+            best_span, best = span, int(round(np.sqrt(table[i][0] * table[j][0])))
+        i = j + 1
+    return (C.default_min_cluster_size(n_pixels) if best is None else best), table
+
+
+@pytest.mark.parametrize("seed,n,allow_single", [(0, 500, False), (1, 1200, True),
+                                                 (2, 2000, False), (3, 3000, True),
+                                                 (4, 800, True), (5, 1500, False)])
+def test_plateau_min_cluster_size_equals_recluster_at_every_candidate(seed, n, allow_single):
+    rng = np.random.default_rng(seed)
+    X, _ = make_blobs(n, centers=int(rng.integers(1, 6)), n_features=4, random_state=seed,
+                      cluster_std=float(rng.uniform(0.5, 2.5)))
+    X = np.vstack([X, rng.uniform(X.min(0), X.max(0), size=(n // 20, 4))])
+    h = C.hdbscan_cluster(X, 15, 5, allow_single_cluster=allow_single)
+    for n_pixels in (len(X), 3 * len(X)):          # 3x: candidates up to 30 % of the points
+        got = C.plateau_min_cluster_size(h, n_pixels)
+        assert got == _plateau_reference(h, n_pixels)     # floats compared exactly
+
+
+def test_min_cluster_size_counts_equal_recluster_with_ties_and_duplicates():
+    """Integer grid points: equal merge distances and distance-0 merges (lambda = inf)."""
+    rng = np.random.default_rng(7)
+    for X in (rng.integers(0, 4, size=(300, 3)).astype(float), rng.uniform(size=(200, 2))):
+        h = C.hdbscan_cluster(X, 2, 3)
+        arrays = C._linkage_arrays(h.single_linkage_tree)
+        for allow_single in (False, True):
+            for m in [*range(2, 40), 75, 150, len(X)]:
+                r = C.recluster(h, m, allow_single_cluster=allow_single)
+                assert C._eom_counts(arrays, m, allow_single) == (r.n_clusters,
+                                                                  r.noise_fraction), m
+
+
+def test_min_cluster_size_counts_break_a_stability_tie_as_hdbscan_does():
+    """Root stability 0.4 = its children's 0.2 + 0.2: hdbscan sums the children in a C float
+    (0.40000000596 > 0.4), so it keeps the two pairs rather than the single root cluster."""
+    tree = np.array([[0, 1, 5.0, 2], [2, 3, 5.0, 2], [4, 5, 10.0, 4]])
+    h = C.HDBSCANResult(labels=np.zeros(4, int), probabilities=np.ones(4),
+                        single_linkage_tree=tree, allow_single_cluster=True)
+    assert C.recluster(h, 2).n_clusters == 2
+    assert C._eom_counts(C._linkage_arrays(tree), 2, True) == (2, 0.0)
+
+
 # --------------------------------------------------------------------------------------------
 # workflows on simulated data
 # --------------------------------------------------------------------------------------------
