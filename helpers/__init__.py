@@ -22,9 +22,9 @@ __version__ = "0.1.0"
 
 _SUBMODULES = (
     "errors", "paths", "cache", "numba_cache", "results", "xray", "simulate", "demo", "io",
-    "preprocess", "maps", "decompose", "cluster", "multinomial", "spatial", "workflows", "quant",
-    "reproducibility", "entropy", "compare", "plotting", "widgets", "execution", "report",
-    "runner", "distributed", "progress",
+    "preprocess", "maps", "decompose", "hdbscan_counts", "cluster", "multinomial", "spatial",
+    "workflows", "quant", "reproducibility", "entropy", "compare", "plotting", "widgets",
+    "execution", "notebook_graph", "run_check", "report", "runner", "distributed", "progress",
 )
 
 # HyperSpy 2.5 warns about exspy's old import paths on every import; nothing a user can act on.

@@ -14,7 +14,8 @@ those libraries lack:
 * a seed-stability check (:func:`seed_stability`);
 * the choice of ``min_cluster_size`` from the widest plateau of the cluster count
   (:func:`plateau_min_cluster_size`), with a count-only copy of hdbscan's condense and
-  excess-of-mass steps (:func:`_eom_counts`; hdbscan always labels, 45 ms a value on 15k px).
+  excess-of-mass steps (:mod:`helpers.hdbscan_counts`; hdbscan always labels, 45 ms a value
+  on 15k px).
 
 Noise from HDBSCAN is kept as label ``-1``.
 """
@@ -27,6 +28,7 @@ import numpy as np
 
 from . import numba_cache, progress
 from .errors import DataError, ParameterError
+from .hdbscan_counts import eom_counts, linkage_arrays
 
 #: UMAP optimisation epochs. umap-learn's own default is 200 above 10 000 rows and 500 below;
 #: the embedding only feeds HDBSCAN, whose clusters are settled well before that (measured on
@@ -448,119 +450,6 @@ def default_min_cluster_size(n_pixels):
     return int(max(10, round(0.01 * n_pixels)))
 
 
-def _linkage_arrays(tree):
-    """Per-node arrays of a scipy-style single-linkage tree, node ``n + i`` = row ``i``.
-
-    Returns a dict: ``n`` (points), ``left``/``right`` (children of each row), ``size`` and
-    ``parent`` (of every node; the root is its own parent), ``lam`` (1/distance of each merge,
-    inf at distance 0 as in hdbscan's condense_tree; NaN for points).
-    """
-    tree = np.asarray(tree, dtype=np.float64)
-    n = tree.shape[0] + 1
-    left, right = tree[:, 0].astype(np.intp), tree[:, 1].astype(np.intp)
-    size = np.ones(2 * n - 1, dtype=np.intp)
-    size[n:] = tree[:, 3].astype(np.intp)
-    parent = np.empty(2 * n - 1, dtype=np.intp)
-    parent[left] = parent[right] = np.arange(n, 2 * n - 1)
-    parent[-1] = 2 * n - 2
-    lam = np.full(2 * n - 1, np.nan)
-    d = tree[:, 2]
-    lam[n:] = np.where(d > 0.0, 1.0 / np.where(d > 0.0, d, 1.0), np.inf)
-    return {"n": n, "left": left, "right": right, "size": size, "parent": parent, "lam": lam}
-
-
-def _condensed_clusters(a, m):
-    """The clusters of hdbscan's condensed tree at min_cluster_size ``m``, and their stability.
-
-    A node is kept while its size is >= ``m``; a row whose two children both reach ``m`` splits
-    its cluster in two. A cluster is named by its first node; ``clusters`` is sorted by node id,
-    so children come before their parent and the root is last. Each cluster's stability is
-    summed one point (row) at a time in the order of hdbscan's condensed tree (its nodes
-    top-down, i.e. descending node id, then the split's left and right child), so it is the
-    same float as ``hdbscan._hdbscan_tree.compute_stability``.
-
-    Returns
-    -------
-    dict with ``clusters`` (first node of each), ``stability`` (list of float), ``children``
-    (k, 2) cluster indices (-1 for a leaf), ``parent`` (cluster index, -1 for the root),
-    ``drop_lam``/``drop_count`` (lambda and number of the points leaving a cluster at a node)
-    and ``root_max_lam`` (largest lambda of a row under the root cluster).
-    """
-    n, left, right, size, parent, lam = (a[key] for key in
-                                         ("n", "left", "right", "size", "parent", "lam"))
-    split = np.flatnonzero((size[left] >= m) & (size[right] >= m))
-    clusters = np.sort(np.concatenate(([2 * n - 2], left[split], right[split])))
-    k = clusters.size
-    up = parent.copy()                    # pointer jumping to the first node of each cluster
-    up[clusters] = clusters
-    while True:
-        nxt = up[up]
-        if np.array_equal(nxt, up):
-            break
-        up = nxt
-    index = np.full(2 * n - 1, -1, dtype=np.intp)
-    index[clusters] = np.arange(k)
-    birth = np.zeros(k)
-    birth[:-1] = lam[parent[clusters[:-1]]]
-    drop = np.flatnonzero(size[:-1] < m)                     # subtrees that fall out as points
-    drop = drop[size[parent[drop]] >= m]
-    at = parent[drop]
-    order = np.argsort(-at, kind="stable")
-    drop, at = drop[order], at[order]
-    cl_drop, count = index[up[at]], size[drop]
-    cl_split = index[up[split + n]]
-    with np.errstate(invalid="ignore"):          # inf - inf = NaN, as in hdbscan, silently
-        gain = lam[split + n] - birth[cl_split]
-        weights = np.concatenate((np.repeat(lam[at] - birth[cl_drop], count),
-                                  gain * size[left[split]], gain * size[right[split]]))
-    stability = np.bincount(np.concatenate((np.repeat(cl_drop, count), cl_split, cl_split)),
-                            weights=weights, minlength=k)
-    children = np.full((k, 2), -1, dtype=np.intp)
-    children[cl_split, 0], children[cl_split, 1] = index[left[split]], index[right[split]]
-    cparent = np.full(k, -1, dtype=np.intp)
-    cparent[children[cl_split].ravel()] = np.repeat(cl_split, 2)
-    under_root = np.concatenate((lam[at[cl_drop == k - 1]], lam[split[cl_split == k - 1] + n]))
-    return {"clusters": clusters, "stability": stability.tolist(), "children": children,
-            "parent": cparent, "drop_lam": lam[at], "drop_count": count,
-            "root_max_lam": max(0.0, float(under_root.max())) if under_root.size else 0.0}
-
-
-def _eom_counts(a, m, allow_single_cluster):
-    """(number of clusters, noise fraction) of hdbscan's EOM selection at min_cluster_size ``m``.
-
-    Equal to ``recluster(result, m, allow_single_cluster)``'s ``n_clusters`` and
-    ``noise_fraction`` (tested against it), without labels: hdbscan has no count-only path and
-    its condense_tree alone costs 20 ms on 15 000 points, 30 times per plateau search.
-    """
-    c = _condensed_clusters(a, m)
-    stab, children, n = c["stability"], c["children"].tolist(), a["n"]
-    k = len(stab)
-    chosen = [False] * k
-    for i in range(k if allow_single_cluster else k - 1):     # children before parents
-        sub = 0.0
-        if children[i][0] >= 0:
-            # hdbscan sums the children's stability in a C float (get_clusters' cdef float)
-            sub = float(np.float32(0.0 + stab[children[i][0]]))
-            sub = float(np.float32(sub + stab[children[i][1]]))
-        if sub > stab[i]:
-            stab[i] = sub
-        else:
-            chosen[i] = True
-    if allow_single_cluster and chosen[k - 1]:
-        # only the root: hdbscan keeps the points that leave at the root's largest lambda
-        kept = int(c["drop_count"][c["drop_lam"] >= c["root_max_lam"]].sum())
-        return (1 if kept else 0), (n - kept) / n
-    sizes, cparent = a["size"][c["clusters"]].tolist(), c["parent"].tolist()
-    blocked = [False] * k                  # a chosen ancestor absorbs its descendants
-    n_clusters = covered = 0
-    for i in range(k - 2, -1, -1):
-        blocked[i] = blocked[cparent[i]] or chosen[cparent[i]]
-        if chosen[i] and not blocked[i]:
-            n_clusters += 1
-            covered += sizes[i]
-    return n_clusters, (n - covered) / n
-
-
 def plateau_min_cluster_size(result, n_pixels, lo=5, hi_fraction=0.1, n_steps=30):
     """min_cluster_size in the middle of the widest plateau of the cluster count.
 
@@ -570,7 +459,7 @@ def plateau_min_cluster_size(result, n_pixels, lo=5, hi_fraction=0.1, n_steps=30
     for a narrow range of min_cluster_size are fragments of noise or arbitrary splits; a count
     that survives a wide range is a property of the data. This is HDBSCAN's own notion of
     persistence applied to its one free parameter, with no constant tuned to our simulator.
-    Each value counts clusters and noise without labelling (:func:`_eom_counts`): the same
+    Each value counts clusters and noise without labelling (:func:`helpers.hdbscan_counts.eom_counts`): the same
     numbers as :func:`recluster`, about 1 ms each instead of 45 ms on 15 000 pixels.
 
     Parameters
@@ -590,12 +479,12 @@ def plateau_min_cluster_size(result, n_pixels, lo=5, hi_fraction=0.1, n_steps=30
     n = tree.shape[0] + 1
     hi = max(lo + 1, int(hi_fraction * n_pixels))
     cands = sorted(set(int(round(v)) for v in np.geomspace(lo, hi, n_steps)))
-    arrays = _linkage_arrays(tree)
+    arrays = linkage_arrays(tree)
     table = []
     for m in cands:
         m = check_int(m, "min_cluster_size", 2, n,
                       "use a number of (binned) pixels between 2 and the pixel count.")
-        table.append((m, *_eom_counts(arrays, m, result.allow_single_cluster)))
+        table.append((m, *eom_counts(arrays, m, result.allow_single_cluster)))
     best, best_span = None, -1.0
     i = 0
     while i < len(table):
