@@ -17,6 +17,7 @@ import functools
 import json
 import os
 import re
+import threading
 import time
 from pathlib import Path
 
@@ -101,7 +102,7 @@ def parse_value(text):
 
 
 @functools.lru_cache(maxsize=None)
-def kernel_manager_class(stderr_log=None):
+def kernel_manager_class(stderr_log=None, threads=None):
     """A jupyter_client kernel manager that always starts ipykernel in *this* interpreter.
 
     Hand-written for two reasons. (1) A kernelspec found on the Jupyter path (e.g. a user-level
@@ -110,7 +111,10 @@ def kernel_manager_class(stderr_log=None):
     waits with no timeout, and a zmq wake-up missed under load then hangs the run for ever with
     the kernel idle (seen here on widget cells; jupyter/nbclient#312); re-polling picks the
     message up. The kernel process's own stderr (start-up warnings, crashes; not cell output) is
-    appended to ``stderr_log`` when given, instead of cluttering the terminal.
+    appended to ``stderr_log`` when given, instead of cluttering the terminal. ``threads``
+    caps the kernel's BLAS/OpenMP thread pools (:data:`THREAD_ENV`): notebooks running side by
+    side would otherwise each start one thread per core, and OpenBLAS's spinning threads slow
+    everything several-fold when there are more of them than cores.
     """
     from queue import Empty
 
@@ -152,6 +156,9 @@ def kernel_manager_class(stderr_log=None):
             return SlicedWaitClient
 
         async def start_kernel(self, **kw):
+            if threads is not None:
+                kw["env"] = {**kw.get("env", os.environ),
+                             **{k: str(int(threads)) for k in THREAD_ENV}}
             if stderr_log is not None:
                 with open(stderr_log, "ab") as log:  # Popen duplicates the descriptor
                     kw.setdefault("stderr", log)
@@ -161,27 +168,44 @@ def kernel_manager_class(stderr_log=None):
     return CurrentPythonKernelManager
 
 
+#: Environment variables that size a kernel's numerical thread pools.
+THREAD_ENV = ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS")
+
+_ENV = {"users": 0, "saved": {}}
+_ENV_LOCK = threading.Lock()
+
+
 @contextlib.contextmanager
 def _kernel_environment():
     """While kernels start: the project root on PYTHONPATH, so ``import helpers`` works in them
     even when the package is not pip-installed, and no progress bars (``HEA_PROGRESS=0``,
     :mod:`helpers.progress`: their text would land in the executed notebooks); kernels inherit
-    this process's environment."""
-    old = {k: os.environ.get(k) for k in ("PYTHONPATH", PROGRESS_ENV)}
-    parts = [str(PROJECT_ROOT)] + [p for p in (old["PYTHONPATH"] or "").split(os.pathsep) if p]
-    os.environ["PYTHONPATH"] = os.pathsep.join(dict.fromkeys(parts))
-    os.environ[PROGRESS_ENV] = "0"
+    this process's environment. Notebooks run side by side in threads (the batch runner) share
+    one change: the first to enter makes it, the last to leave restores the old values."""
+    with _ENV_LOCK:
+        if _ENV["users"] == 0:
+            old = {k: os.environ.get(k) for k in ("PYTHONPATH", PROGRESS_ENV)}
+            parts = [str(PROJECT_ROOT)] + [p for p in (old["PYTHONPATH"] or "").split(os.pathsep)
+                                           if p]
+            os.environ["PYTHONPATH"] = os.pathsep.join(dict.fromkeys(parts))
+            os.environ[PROGRESS_ENV] = "0"
+            _ENV["saved"] = old
+        _ENV["users"] += 1
     try:
         yield
     finally:
-        for key, value in old.items():
-            if value is None:
-                os.environ.pop(key, None)
-            else:
-                os.environ[key] = value
+        with _ENV_LOCK:
+            _ENV["users"] -= 1
+            if _ENV["users"] == 0:
+                for key, value in _ENV["saved"].items():
+                    if value is None:
+                        os.environ.pop(key, None)
+                    else:
+                        os.environ[key] = value
 
 
-def execute_notebook(source, target, parameters=None, cwd=None, timeout=None, kernel_log=None):
+def execute_notebook(source, target, parameters=None, cwd=None, timeout=None, kernel_log=None,
+                     threads=None):
     """Execute one notebook with papermill in the current interpreter's kernel.
 
     Parameters
@@ -197,6 +221,8 @@ def execute_notebook(source, target, parameters=None, cwd=None, timeout=None, ke
         Seconds allowed per cell (default: no limit).
     kernel_log : str or Path, optional
         File that receives the kernel process's own stderr (default: the terminal).
+    threads : int, optional
+        BLAS/OpenMP threads of the kernel (default: the libraries' own choice, one per core).
 
     Raises
     ------
@@ -220,7 +246,8 @@ def execute_notebook(source, target, parameters=None, cwd=None, timeout=None, ke
                 language="python",
                 cwd=str(cwd or Path(source).parent), progress_bar=False, log_output=False,
                 execution_timeout=timeout,
-                kernel_manager_class=kernel_manager_class(str(kernel_log) if kernel_log else None))
+                kernel_manager_class=kernel_manager_class(str(kernel_log) if kernel_log else None,
+                                                          threads))
     except CellTimeoutError as exc:
         raise CellTimeout(_timeout_message(Path(source).name, _timed_out_cell(source, exc),
                                            timeout)) from None

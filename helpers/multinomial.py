@@ -29,6 +29,8 @@ Hand-written: scikit-learn and hdbscan have no multinomial mixture.
 """
 from __future__ import annotations
 
+import hashlib
+
 import numpy as np
 from scipy.special import logsumexp
 
@@ -82,8 +84,15 @@ def _best_two_way_split(c, rng, n_iter=30):
 
 def null_split_gain(counts, n_draws=NULL_DRAWS, random_state=0):
     """Largest G of the best two-way split of ``n_draws`` one-phase surrogates of ``counts``:
-    the same pixel totals, counts drawn from their common spectrum (Poisson noise only)."""
-    c = np.asarray(counts, float)
+    the same pixel totals, counts drawn from their common spectrum (Poisson noise only).
+
+    Remembered for the process by the content of ``counts`` (a pure function of it and the
+    seed): the min_cluster_size slider re-tests the same clusters after most moves."""
+    c = np.ascontiguousarray(counts, dtype=float)
+    key = (hashlib.blake2b(c.tobytes(), digest_size=16).hexdigest(), c.shape, int(n_draws),
+           random_state)
+    if key in _NULL_MEMO:
+        return _NULL_MEMO[key]
     p = c.sum(0)
     if not p.sum() > 0:
         return 0.0
@@ -92,7 +101,13 @@ def null_split_gain(counts, n_draws=NULL_DRAWS, random_state=0):
     rng = np.random.default_rng(random_state)
     draws = [_best_two_way_split(rng.multinomial(tot, p).astype(float), rng)
              for _ in range(int(n_draws))]
-    return float(max(draws))
+    if len(_NULL_MEMO) >= 256:
+        _NULL_MEMO.clear()
+    _NULL_MEMO[key] = float(max(draws))
+    return _NULL_MEMO[key]
+
+
+_NULL_MEMO = {}
 
 
 def merge_insignificant(counts, labels, factor=None, random_state=0):
@@ -124,9 +139,9 @@ def merge_insignificant(counts, labels, factor=None, random_state=0):
         for i, a in enumerate(ks):
             for b in ks[i + 1:]:
                 if (a, b) not in ratio:
-                    ca, cb = c[lab == a], c[lab == b]
-                    g = split_gain(ca, cb)
-                    null = null_split_gain(np.concatenate([ca, cb]), random_state=random_state)
+                    g = split_gain(c[lab == a], c[lab == b])
+                    # the pair's pixels in map order: the null does not depend on the numbering
+                    null = null_split_gain(c[(lab == a) | (lab == b)], random_state=random_state)
                     ratio[(a, b)] = (g / null if null > 0 else np.inf, g, null)
         (a, b), (r, g, null) = min(((p, v) for p, v in ratio.items()
                                     if p[0] in ks and p[1] in ks), key=lambda pv: pv[1][0])

@@ -13,7 +13,6 @@ end, so an interrupted or failed run never touches earlier results (a failed one
 """
 from __future__ import annotations
 
-import csv
 import json
 import os
 import re
@@ -26,13 +25,13 @@ from datetime import datetime, timezone
 from multiprocessing import get_context
 from pathlib import Path
 
-from .compare import adjusted_rand
 from .errors import HEAError, InputFileError, OutputError, ParameterError
 from .execution import (CellTimeout, declared_parameters, execute_notebook, find_notebooks,
                         parse_value)
+from .notebook_graph import run_graph, usable_cores
 from .paths import notebooks_dir as default_notebooks_dir
 from .progress import BatchProgress, notify
-from .results import CSV_SCHEMAS, LABEL_FILES, load_reproducibility
+from .run_check import check_results  # noqa: F401  (also runner.check_results)
 from .xray.kfactors import read_kfactor_csv
 
 _DEMO = re.compile(r"^demo:([A-Za-z0-9_]+)(?:\?(.*))?$")
@@ -90,70 +89,6 @@ def resolve_input(spec):
     return str(path.resolve())
 
 
-# --------------------------------------------------------------------------- results
-
-def check_results(results_dir):
-    """Check the results files against the output contract and compare the two workflows.
-
-    Parameters
-    ----------
-    results_dir : str or Path
-        ``DIR/<name>/results``.
-
-    Returns
-    -------
-    dict
-        ``files`` (name -> "ok" / "missing" / what is wrong), ``problems``, ``n_clusters`` per
-        workflow, ``navigation_shape``; with both labels ``ari`` (workflows' adjusted Rand index,
-        noise -1 a label) and ``ari_assigned`` (pixels neither workflow calls noise).
-    """
-    import numpy as np
-
-    results_dir = Path(results_dir)
-    files, problems, labels, info = {}, [], {}, {}
-    for wf, name in LABEL_FILES.items():
-        path = results_dir / name
-        if not path.exists():
-            files[name] = "missing"
-            continue
-        try:
-            arr = np.load(path, allow_pickle=False)
-        except Exception as exc:  # a corrupt file is reported, not raised
-            files[name] = f"unreadable ({exc})"
-            continue
-        if arr.ndim != 2 or not np.issubdtype(arr.dtype, np.integer) or (arr.size and arr.min() < -1):
-            files[name] = (f"must be a 2-D integer array >= -1, got {arr.dtype} "
-                           f"shape {arr.shape}")
-            continue
-        files[name] = "ok"
-        labels[name] = arr
-        info.setdefault("n_clusters", {})[f"workflow{wf}"] = int(len(np.unique(arr[arr >= 0])))
-        info["navigation_shape"] = list(arr.shape)
-    for name, columns in CSV_SCHEMAS.items():
-        path = results_dir / name
-        if not path.exists():
-            files[name] = "missing"
-            continue
-        with open(path, newline="", encoding="utf-8") as f:
-            header = next(csv.reader(f), [])
-        files[name] = "ok" if header == columns else (
-            f"columns {','.join(header)} (expected {','.join(columns)})")
-    if len(labels) == 2:
-        l1, l2 = (labels[n] for n in LABEL_FILES.values())
-        if l1.shape != l2.shape:
-            problems.append(f"labels files differ in shape: {l1.shape} vs {l2.shape}")
-        else:  # the same function notebook 06 reports, so the numbers agree
-            info["ari"] = float(adjusted_rand(l1, l2))
-            both = (l1 >= 0) & (l2 >= 0)
-            info["ari_assigned"] = (float(adjusted_rand(l1, l2, exclude_noise=True))
-                                    if both.any() else None)
-    split = load_reproducibility(results_dir.parent)
-    if split:
-        info["split_half"] = {f"workflow{wf}": v for wf, v in sorted(split.items())}
-    problems += [f"{n}: {state}" for n, state in files.items() if state != "ok"]
-    return {"files": files, "problems": problems, **info}
-
-
 # --------------------------------------------------------------------------- one input
 
 def _declared_by_notebook(notebooks):
@@ -170,7 +105,7 @@ def _hea_error_names():
 
 
 def run_input(spec, name, out, notebooks, injected, overwrite=False, debug=False, versions=None,
-              declared=None, timeout=None, events=None):
+              declared=None, timeout=None, events=None, notebook_jobs=1):
     """Run every notebook on one input; never raises (the outcome is in the returned dict).
 
     Parameters
@@ -198,6 +133,9 @@ def run_input(spec, name, out, notebooks, injected, overwrite=False, debug=False
         Seconds allowed per cell (default: no limit).
     events : queue, optional
         Progress events (:func:`helpers.progress.notify`); None: progress printed as lines.
+    notebook_jobs : int
+        Notebooks of this input run side by side when their declared needs allow
+        (:mod:`helpers.notebook_graph`); 1 = one after the other.
 
     Returns
     -------
@@ -226,7 +164,7 @@ def run_input(spec, name, out, notebooks, injected, overwrite=False, debug=False
                    injected=dict(params, OUTPUT_DIR=str(final)), t0=t0,
                    versions=versions if versions is not None else _versions())
         _run_notebooks(name, notebooks, declared or _declared_by_notebook(notebooks), params,
-                       staging, final, timeout, progress, events)
+                       staging, final, timeout, progress, events, notebook_jobs)
         _finish(staging, final, result, run, progress)
     except BaseException as exc:  # noqa: BLE001 - every failure is reported per input
         result.update(_describe_failure(exc, progress["notebook"], debug))
@@ -280,13 +218,16 @@ def _finish(staging, target, result, run, progress, failure=None):
 
 
 def _run_notebooks(name, notebooks, declared, params, staging, final, timeout, progress,
-                   events=None):
-    """Execute ``notebooks`` in order into ``staging/notebooks``; each gets the parameters its
-    ``parameters`` cell declares. Returns ``{notebook stem: effective parameters}`` (the values
-    it ran with, ``OUTPUT_DIR`` as the final folder); ``progress`` records the notebook running
-    and the seconds of each finished one."""
+                   events=None, notebook_jobs=1):
+    """Execute ``notebooks`` into ``staging/notebooks``, up to ``notebook_jobs`` at a time as
+    their declared needs allow (:mod:`helpers.notebook_graph`); each gets the parameters its
+    ``parameters`` cell declares. ``progress`` records the values each ran with (``OUTPUT_DIR``
+    as the final folder), the notebook that failed and the seconds of each finished one."""
     effective = progress["parameters"]
-    for nb in notebooks:
+    # side by side, each kernel gets its share of the cores for BLAS (None: the default)
+    threads = max(1, usable_cores() // notebook_jobs) if notebook_jobs > 1 else None
+
+    def one(nb):
         names = declared[nb.name]
         mine = params if names is None else {k: v for k, v in params.items() if k in names}
         effective[nb.stem] = {**(names or {}), **mine}
@@ -295,13 +236,17 @@ def _run_notebooks(name, notebooks, declared, params, staging, final, timeout, p
         target = staging / "notebooks" / nb.name
         notify(events, "start", name, nb.name)
         t = time.perf_counter()
-        progress["notebook"] = nb.name
         execute_notebook(nb, target, parameters=mine, cwd=nb.parent, timeout=timeout,
-                         kernel_log=staging / "kernel.log")
-        progress["notebook"] = None
+                         kernel_log=staging / "kernel.log", threads=threads)
         progress["seconds"][nb.stem] = round(time.perf_counter() - t, 2)
         notify(events, "done", name, nb.name, progress["seconds"][nb.stem])
         _point_injected_cell_at(target, staging, final)
+
+    try:
+        run_graph(notebooks, one, max_parallel=notebook_jobs)
+    except BaseException as exc:
+        progress["notebook"] = getattr(exc, "failed_notebook", None)
+        raise
     return effective
 
 
@@ -468,7 +413,9 @@ def plan_run(inputs, out, elements=None, beam_energy=None, kfactors=None, params
     Returns
     -------
     dict
-        ``out`` (resolved), ``notebooks``, ``declared``, ``injected``, ``names``, ``versions``.
+        ``out`` (resolved), ``notebooks``, ``declared``, ``injected``, ``names``, ``versions``,
+        ``notebook_jobs`` (notebooks of one input run side by side: the usable cores shared
+        among ``jobs`` inputs).
 
     Raises
     ------
@@ -496,14 +443,15 @@ def plan_run(inputs, out, elements=None, beam_energy=None, kfactors=None, params
         raise OutputError(f"Run folder {out / existing[0]} already exists: pass --overwrite to "
                           "replace it or choose another --out.")
     return dict(out=out, notebooks=notebooks, declared=declared, injected=injected, names=names,
-                versions=_versions())
+                versions=_versions(), notebook_jobs=max(1, usable_cores() // jobs))
 
 
 def input_tasks(plan, inputs, overwrite=False, debug=False, timeout=None, events=None):
     """The arguments of :func:`run_input` for every input of a :func:`plan_run` plan."""
     p = plan
     return [(spec, name, p["out"], p["notebooks"], p["injected"], overwrite, debug, p["versions"],
-             p["declared"], timeout, events) for spec, name in zip(inputs, p["names"])]
+             p["declared"], timeout, events, p["notebook_jobs"])
+            for spec, name in zip(inputs, p["names"])]
 
 
 def run(inputs, out, elements=None, beam_energy=None, kfactors=None, params=None,
