@@ -1,8 +1,9 @@
 """Headless batch runner: every numbered notebook, through papermill, for one or more inputs.
 
-``python -m helpers run INPUT [INPUT ...] --out DIR`` executes ``notebooks/NN_*.ipynb`` in order
-for each input with the common parameters injected (``DATA``, ``ELEMENTS``, ``BEAM_ENERGY``,
-``KFACTORS``, ``OUTPUT_DIR`` and any ``-p NAME VALUE``), and leaves ``DIR/<name>/notebooks/``
+``python -m helpers run INPUT [INPUT ...] --out DIR`` executes ``notebooks/NN_*.ipynb`` (in order,
+or side by side where their declared needs allow: :mod:`helpers.notebook_graph`) for each input
+with the common parameters injected (``DATA``, ``ELEMENTS``, ``BEAM_ENERGY``, ``KFACTORS``,
+``OUTPUT_DIR`` and any ``-p NAME VALUE``), and leaves ``DIR/<name>/notebooks/``
 (executed copies), ``figures/`` and ``results/`` (the notebooks' files, ``summary.json``).
 
 Safety rules: inputs are only read; an existing ``DIR/<name>`` is replaced only with
