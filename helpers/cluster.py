@@ -31,11 +31,14 @@ from .errors import DataError, ParameterError
 from .hdbscan_counts import eom_counts, linkage_arrays
 
 #: UMAP optimisation epochs. umap-learn's own default is 200 above 10 000 rows and 500 below;
-#: the embedding only feeds HDBSCAN, whose clusters are settled well before that (measured on
-#: simulated hea6 64-256 px, several seeds and doses, hea7, hea7_coreshell and test_TEM.bcf:
-#: the same clusters and ARI within 0.004 of 200 epochs at 100 and at 50). Each epoch is a pass
-#: over the k-NN graph, single-threaded under a fixed random_state: 100 halves UMAP's time.
-UMAP_EPOCHS = 100
+#: the embedding only feeds HDBSCAN, whose clusters are settled well before that (hea6 64-256
+#: px, hea7, hea7_coreshell, test_TEM.bcf: ARI within 0.004 of 200 epochs at 100 and at 50).
+#: Chosen on the random-scene benchmark (34 scenes, exact neighbour graph): 50 against 100
+#: epochs, workflow 2's median ARI - ceiling -0.063 against -0.086, p10 -0.243 against -0.234,
+#: 58 against 60 of 118 phases found, split-half Spearman 0.70 against 0.59: no loss beyond
+#: the benchmark's scatter, at half the time (``benchmarks/generalisation_e50.md``). Each epoch
+#: is a pass over the k-NN graph, single-threaded under a fixed random_state.
+UMAP_EPOCHS = 50
 
 #: How UMAP's neighbour graph is found (:func:`exact_knn`); part of the cache keys of the
 #: embedding and of the HDBSCAN tree, so results of another method are never read back.
@@ -255,8 +258,8 @@ def umap_embed(X, n_components=4, n_neighbors=15, min_dist=0.0, metric="euclidea
     A fixed ``random_state`` makes the result reproducible (umap-learn then runs on one thread).
     The neighbour graph is exact (:func:`exact_knn`), so only umap-learn's own numba functions
     are compiled, once per machine (:mod:`helpers.numba_cache`). ``n_epochs=None``
-    uses :data:`UMAP_EPOCHS` (100; umap-learn would take 200 for large data and 500 for small,
-    at 2-5x the time, with the same clusters in our tests).
+    uses :data:`UMAP_EPOCHS` (50; umap-learn would take 200 for large data and 500 for small,
+    at 4-10x the time, with the same clusters in our tests).
 
     Returns
     -------

@@ -242,7 +242,10 @@ def _submit_and_collect(client, plan, inputs, overwrite, debug, timeout):
     with BatchProgress(len(plan["names"]), n_nb) as bar:
         tracker = _Tracker(bar.queue)
         client.subscribe_topic(topic, tracker.handle)
-        tasks = runner.input_tasks(plan, inputs, overwrite, debug, timeout, WorkerEvents(topic))
+        # one input per worker thread, its notebooks one at a time: the worker's cores are the
+        # scheduler's to share out
+        tasks = runner.input_tasks(plan, inputs, overwrite, debug, timeout, WorkerEvents(topic),
+                                   notebook_jobs=1)
         futures = {client.submit(_run_on_worker, *t, key=f"hea-input-{t[1]}-{topic[-12:]}",
                                  retries=RETRIES, pure=False): t for t in tasks}
         for future in as_completed(futures):

@@ -106,7 +106,7 @@ def _hea_error_names():
 
 
 def run_input(spec, name, out, notebooks, injected, overwrite=False, debug=False, versions=None,
-              declared=None, timeout=None, events=None, notebook_jobs=1):
+              declared=None, timeout=None, notebook_jobs=1, events=None):
     """Run every notebook on one input; never raises (the outcome is in the returned dict).
 
     Parameters
@@ -132,11 +132,11 @@ def run_input(spec, name, out, notebooks, injected, overwrite=False, debug=False
         ``{notebook name: declared parameters}`` if already read (default: read them here).
     timeout : float, optional
         Seconds allowed per cell (default: no limit).
-    events : queue, optional
-        Progress events (:func:`helpers.progress.notify`); None: progress printed as lines.
     notebook_jobs : int
         Notebooks of this input run side by side when their declared needs allow
         (:mod:`helpers.notebook_graph`); 1 = one after the other.
+    events : queue, optional
+        Progress events (:func:`helpers.progress.notify`); None: progress printed as lines.
 
     Returns
     -------
@@ -447,12 +447,14 @@ def plan_run(inputs, out, elements=None, beam_energy=None, kfactors=None, params
                 versions=_versions(), notebook_jobs=max(1, usable_cores() // jobs))
 
 
-def input_tasks(plan, inputs, overwrite=False, debug=False, timeout=None, events=None):
-    """The arguments of :func:`run_input` for every input of a :func:`plan_run` plan."""
+def input_tasks(plan, inputs, overwrite=False, debug=False, timeout=None, events=None,
+                notebook_jobs=None):
+    """The arguments of :func:`run_input` for every input of a :func:`plan_run` plan (``events``
+    last); ``notebook_jobs`` None: the plan's."""
     p = plan
+    nj = p["notebook_jobs"] if notebook_jobs is None else notebook_jobs
     return [(spec, name, p["out"], p["notebooks"], p["injected"], overwrite, debug, p["versions"],
-             p["declared"], timeout, events, p["notebook_jobs"])
-            for spec, name in zip(inputs, p["names"])]
+             p["declared"], timeout, nj, events) for spec, name in zip(inputs, p["names"])]
 
 
 def run(inputs, out, elements=None, beam_energy=None, kfactors=None, params=None,

@@ -163,7 +163,7 @@ def test_a_batch_on_the_cluster_writes_what_the_local_runner_writes(cluster, nbd
     address = cluster.scheduler.address
     dist = hd.run_distributed(inputs, tmp_path / "dist", address, notebooks_dir=nbdir,
                               params={"N_CLUSTERS": 4})
-    assert [r["status"] for r in dist] == ["ok"] * 3
+    assert [r["status"] for r in dist] == ["ok"] * 3, [r["message"] for r in dist]
     assert [r["attempts"] for r in dist] == [1, 1, 1]
     for a, b in zip(local, dist):
         assert a["name"] == b["name"] and Path(b["folder"]).parent == tmp_path / "dist"

@@ -18,8 +18,8 @@ import numpy as np
 
 from .. import cache as _cache   # (workflow functions take a ``cache`` flag)
 from .. import results
-from ..cluster import (UMAP_EPOCHS, UMAP_NEIGHBOURS, HDBSCANResult, check_int, default_min_cluster_size,
-                       gmm_cluster, hdbscan_cluster, plateau_min_cluster_size,
+from ..cluster import (UMAP_EPOCHS, UMAP_NEIGHBOURS, HDBSCANResult, check_int,
+                       default_min_cluster_size, gmm_cluster, hdbscan_cluster, plateau_min_cluster_size,
                        poisson_mixture_refine, recluster)
 from ..errors import ParameterError
 from ..multinomial import assign_by_likelihood, merge_insignificant
