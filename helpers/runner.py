@@ -195,14 +195,18 @@ def _finish(staging, target, result, run, progress, failure=None):
     """
     check = check_results(staging / "results")
     status = "ok" if failure is None else "partial"
+    # in notebook order, whatever order notebooks running side by side finished in
+    stems = [Path(n).stem for n in run["notebooks"]]
+    done = [k for k in stems if k in progress["seconds"]]
     summary = {
         "name": run["name"], "input": run["input"], "data": run["data"], "status": status,
         "notebooks": run["notebooks"],
-        "completed": list(progress["seconds"]),
-        "parameters": {k: _jsonable(v) for k, v in progress["parameters"].items()},
+        "completed": done,
+        "parameters": {k: _jsonable(progress["parameters"][k]) for k in stems
+                       if k in progress["parameters"]},
         "injected": {k: _jsonable(v) for k, v in run["injected"].items()},
         "versions": run["versions"],
-        "seconds": progress["seconds"],
+        "seconds": {k: progress["seconds"][k] for k in done},
         "seconds_total": round(time.perf_counter() - run["t0"], 2),
         "finished": datetime.now(timezone.utc).isoformat(timespec="seconds"),
         **({} if failure is None else {"failed_notebook": progress["notebook"],
