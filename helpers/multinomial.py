@@ -84,22 +84,26 @@ def _best_two_way_split(c, rng, n_iter=30):
 
 def null_split_gain(counts, n_draws=NULL_DRAWS, random_state=0):
     """Largest G of the best two-way split of ``n_draws`` one-phase surrogates of ``counts``:
-    the same pixel totals, counts drawn from their common spectrum (Poisson noise only).
+    the same pixel totals, counts drawn from their common spectrum (Poisson noise only)."""
+    c = np.asarray(counts, float)
+    return _null_gain(c.sum(1).astype(np.int64), c.sum(0), n_draws, random_state)
 
-    Remembered for the process by the content of ``counts`` (a pure function of it and the
-    seed): the min_cluster_size slider re-tests the same clusters after most moves."""
-    c = np.ascontiguousarray(counts, dtype=float)
-    key = (hashlib.blake2b(c.tobytes(), digest_size=16).hexdigest(), c.shape, int(n_draws),
-           random_state)
+
+def _null_gain(totals, spectrum, n_draws=NULL_DRAWS, random_state=0):
+    """:func:`null_split_gain` from what it depends on: the pixels' totals (in map order) and
+    their summed spectrum. Remembered for the process by those (exactly: the surrogates are
+    drawn from nothing else), so the min_cluster_size slider re-tests known clusters for free."""
+    totals = np.ascontiguousarray(totals, dtype=np.int64)
+    spectrum = np.ascontiguousarray(spectrum, dtype=float)
+    key = (hashlib.blake2b(totals.tobytes() + spectrum.tobytes(), digest_size=16).hexdigest(),
+           totals.size, int(n_draws), random_state)
     if key in _NULL_MEMO:
         return _NULL_MEMO[key]
-    p = c.sum(0)
-    if not p.sum() > 0:
+    if not spectrum.sum() > 0:
         return 0.0
-    p = p / p.sum()
-    tot = c.sum(1).astype(np.int64)
+    p = spectrum / spectrum.sum()
     rng = np.random.default_rng(random_state)
-    draws = [_best_two_way_split(rng.multinomial(tot, p).astype(float), rng)
+    draws = [_best_two_way_split(rng.multinomial(totals, p).astype(float), rng)
              for _ in range(int(n_draws))]
     if len(_NULL_MEMO) >= 256:
         _NULL_MEMO.clear()
@@ -131,6 +135,8 @@ def merge_insignificant(counts, labels, factor=None, random_state=0):
     factor = SPLIT_FACTOR if factor is None else float(factor)
     c = np.asarray(counts, float)
     lab = np.asarray(labels).copy()
+    totals = c.sum(1).astype(np.int64)
+    spec = {int(k): c[lab == k].sum(0) for k in np.unique(lab) if k >= 0}   # exact: integers
     merges, ratio = [], {}
     while True:
         ks = [int(k) for k in np.unique(lab) if k >= 0]
@@ -139,15 +145,17 @@ def merge_insignificant(counts, labels, factor=None, random_state=0):
         for i, a in enumerate(ks):
             for b in ks[i + 1:]:
                 if (a, b) not in ratio:
-                    g = split_gain(c[lab == a], c[lab == b])
+                    g = 2.0 * (_loglik(spec[a]) + _loglik(spec[b]) - _loglik(spec[a] + spec[b]))
                     # the pair's pixels in map order: the null does not depend on the numbering
-                    null = null_split_gain(c[(lab == a) | (lab == b)], random_state=random_state)
+                    null = _null_gain(totals[(lab == a) | (lab == b)], spec[a] + spec[b],
+                                      random_state=random_state)
                     ratio[(a, b)] = (g / null if null > 0 else np.inf, g, null)
         (a, b), (r, g, null) = min(((p, v) for p, v in ratio.items()
                                     if p[0] in ks and p[1] in ks), key=lambda pv: pv[1][0])
         if r >= factor:
             break
         lab[lab == b] = a
+        spec[a] = spec[a] + spec.pop(b)
         merges.append((a, b, g, null))
         ratio = {p: v for p, v in ratio.items() if a not in p and b not in p}
     new, _ = relabel_by_size(lab)
