@@ -67,7 +67,8 @@ def run_graph(notebooks, run_one, max_parallel=1, needs=None):
     ------
     The first failure, in notebook order, after the notebooks already running have finished;
     no notebook is started after a failure. ``failed_notebook`` (its file name) is set on the
-    exception.
+    exception. An interrupt (Ctrl-C) stops the run once the notebooks already running have
+    returned (a terminal's Ctrl-C reaches their kernels too, which stop their cells).
     """
     needs = notebook_needs(notebooks) if needs is None else needs
     if max_parallel <= 1:
