@@ -19,6 +19,7 @@ import os
 import re
 import threading
 import time
+import weakref
 from pathlib import Path
 
 from .errors import HEAError, InputFileError
@@ -159,6 +160,7 @@ def kernel_manager_class(stderr_log=None, threads=None):
             if threads is not None:
                 kw["env"] = {**kw.get("env", os.environ),
                              **{k: str(int(threads)) for k in THREAD_ENV}}
+            _KERNELS.add(self)
             if stderr_log is not None:
                 with open(stderr_log, "ab") as log:  # Popen duplicates the descriptor
                     kw.setdefault("stderr", log)
@@ -166,6 +168,30 @@ def kernel_manager_class(stderr_log=None, threads=None):
             return await super().start_kernel(**kw)
 
     return CurrentPythonKernelManager
+
+
+#: Kernel managers started by :func:`kernel_manager_class` that are still referenced.
+_KERNELS = weakref.WeakSet()
+
+
+def interrupt_kernels():
+    """Interrupt the cell running in every kernel this process started, as Jupyter's
+    "Interrupt" does (SIGINT to the kernel): notebooks executing in other threads then stop
+    at once with a KeyboardInterrupt. jupyter_client starts kernels in their own session, so a
+    terminal's Ctrl-C reaches only this process. Returns how many kernels were signalled."""
+    import signal
+
+    n = 0
+    for km in list(_KERNELS):
+        pid = getattr(getattr(km, "provisioner", None), "pid", None)
+        if not pid:
+            continue
+        try:
+            os.kill(pid, signal.SIGINT)
+            n += 1
+        except OSError:
+            pass
+    return n
 
 
 #: Environment variables that size a kernel's numerical thread pools.

@@ -48,7 +48,7 @@ def notebook_needs(notebooks):
     return out
 
 
-def run_graph(notebooks, run_one, max_parallel=1, needs=None):
+def run_graph(notebooks, run_one, max_parallel=1, needs=None, on_interrupt=None):
     """Call ``run_one(notebook)`` for every notebook once its needs have finished.
 
     Parameters
@@ -62,13 +62,15 @@ def run_graph(notebooks, run_one, max_parallel=1, needs=None):
         Notebooks running at the same time (1: strictly in order, in this thread).
     needs : dict, optional
         ``{stem: set of stems}``; default :func:`notebook_needs`.
+    on_interrupt : callable(), optional
+        Called on an interrupt (Ctrl-C) while notebooks run side by side, to stop them (the
+        runner interrupts their kernels); the interrupt is raised once they have returned.
 
     Raises
     ------
     The first failure, in notebook order, after the notebooks already running have finished;
     no notebook is started after a failure. ``failed_notebook`` (its file name) is set on the
-    exception. An interrupt (Ctrl-C) stops the run once the notebooks already running have
-    returned (a terminal's Ctrl-C reaches their kernels too, which stop their cells).
+    exception.
     """
     needs = notebook_needs(notebooks) if needs is None else needs
     if max_parallel <= 1:
@@ -86,7 +88,13 @@ def run_graph(notebooks, run_one, max_parallel=1, needs=None):
                 running[pool.submit(_call, run_one, nb)] = nb
             if not running:
                 break   # a failure (or an unmet need) leaves the rest waiting: not run
-            finished, _ = wait(running, return_when=FIRST_COMPLETED)
+            try:
+                finished, _ = wait(running, return_when=FIRST_COMPLETED)
+            except KeyboardInterrupt:
+                if on_interrupt is not None:
+                    on_interrupt()
+                wait(running)
+                raise
             for fut in finished:
                 nb = running.pop(fut)
                 if fut.exception() is None:

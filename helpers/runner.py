@@ -28,7 +28,7 @@ from pathlib import Path
 
 from .errors import HEAError, InputFileError, OutputError, ParameterError
 from .execution import (CellTimeout, declared_parameters, execute_notebook, find_notebooks,
-                        parse_value)
+                        interrupt_kernels, parse_value)
 from .notebook_graph import run_graph, usable_cores
 from .paths import notebooks_dir as default_notebooks_dir
 from .progress import BatchProgress, notify
@@ -248,7 +248,7 @@ def _run_notebooks(name, notebooks, declared, params, staging, final, timeout, p
         _point_injected_cell_at(target, staging, final)
 
     try:
-        run_graph(notebooks, one, max_parallel=notebook_jobs)
+        run_graph(notebooks, one, max_parallel=notebook_jobs, on_interrupt=interrupt_kernels)
     except BaseException as exc:
         progress["notebook"] = getattr(exc, "failed_notebook", None)
         raise

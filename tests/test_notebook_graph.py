@@ -113,3 +113,34 @@ def test_runner_runs_independent_notebooks_side_by_side_with_a_thread_share(tmp_
     assert b["start"] < a["end"] and a["start"] < b["end"]          # overlapped
     assert c["start"] >= max(a["end"], b["end"])
     assert a["blas"] == str(max(1, G.usable_cores() // 2))
+
+
+@pytest.mark.slow
+@pytest.mark.skipif(G.usable_cores() < 2, reason="needs two cores to run notebooks side by side")
+def test_ctrl_c_stops_notebooks_running_side_by_side_at_once(tmp_path):
+    """Kernels run in their own session, so a terminal's Ctrl-C reaches only the runner: it must
+    interrupt them, not wait for their cells (here 120 s sleeps) to end."""
+    import os
+    import signal
+    import subprocess
+    import sys
+
+    d = tmp_path / "nbs"
+    d.mkdir()
+    for stem in ("01_a", "02_b"):
+        _write(d, stem, needs=[], code="import time; time.sleep(120)")
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "helpers", "run", "demo:hea6?size=16", "--out", str(tmp_path / "out"),
+         "--notebooks", str(d)], cwd=str(Path(__file__).resolve().parents[1]),
+        start_new_session=True, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
+        preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL))
+    deadline = time.time() + 60
+    while time.time() < deadline and len(list(tmp_path.glob("out/.*/notebooks/*.ipynb"))) < 2:
+        time.sleep(0.5)                         # both notebooks started (papermill wrote them)
+    time.sleep(3)
+    t0 = time.time()
+    os.killpg(proc.pid, signal.SIGINT)
+    out, _ = proc.communicate(timeout=100)
+    assert proc.returncode == 130, out
+    assert time.time() - t0 < 60, "the runner waited for the cells instead of interrupting them"
+    assert "interrupted" in out
