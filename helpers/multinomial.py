@@ -16,7 +16,8 @@ classification EM; a split is kept only when its ``G`` exceeds the largest of th
 (:data:`SPLIT_FACTOR` times it). A parametric bootstrap of the one-phase null, calibrated on
 each map. The factor is 1, the test itself, chosen on the random-scene benchmark: a margin of 2
 merged real phases that differ by a few at% at low dose (workflow 2's median ARI - ceiling
--0.12 with 2, ``benchmarks/generalisation_sf2.md``; -0.07 with 1,
+-0.12 with 2, ``benchmarks/generalisation_sf2.md``; -0.07 with 1, both with pynndescent's
+neighbour graph and 100 UMAP epochs; -0.06 with 1 and today's defaults,
 ``benchmarks/generalisation.md``), while a uniform sample (hea7) stays one cluster either way:
 HDBSCAN's cut of one phase gains no more than the best split of one phase does.
 
