@@ -488,6 +488,13 @@ def plateau_min_cluster_size(result, n_pixels, lo=5, hi_fraction=0.1, n_steps=30
         m = check_int(m, "min_cluster_size", 2, n,
                       "use a number of (binned) pixels between 2 and the pixel count.")
         table.append((m, *eom_counts(arrays, m, result.allow_single_cluster)))
+    return widest_plateau(table, n_pixels), table
+
+
+def widest_plateau(table, n_pixels):
+    """The geometric middle of the widest run (on a log scale) of equal cluster counts in
+    ``table`` ((mcs, n_clusters, noise) rows, mcs increasing); the default
+    (:func:`default_min_cluster_size`) when no run has a cluster."""
     best, best_span = None, -1.0
     i = 0
     while i < len(table):
@@ -499,6 +506,4 @@ def plateau_min_cluster_size(result, n_pixels, lo=5, hi_fraction=0.1, n_steps=30
             best_span = span
             best = int(round(np.sqrt(table[i][0] * table[j][0])))
         i = j + 1
-    if best is None:
-        best = default_min_cluster_size(n_pixels)
-    return best, table
+    return default_min_cluster_size(n_pixels) if best is None else best

@@ -91,22 +91,14 @@ def test_parameter_errors_are_package_errors(blobs):
 
 
 def _plateau_reference(result, n_pixels, lo=5, hi_fraction=0.1, n_steps=30):
-    """plateau_min_cluster_size as it was: labels from recluster() at every candidate."""
+    """plateau_min_cluster_size as it was: labels from recluster() at every candidate (the
+    plateau rule, widest_plateau, is shared)."""
     hi = max(lo + 1, int(hi_fraction * n_pixels))
     table = []
     for m in sorted(set(int(round(v)) for v in np.geomspace(lo, hi, n_steps))):
         r = C.recluster(result, m)
         table.append((m, r.n_clusters, r.noise_fraction))
-    best, best_span, i = None, -1.0, 0
-    while i < len(table):
-        j = i
-        while j + 1 < len(table) and table[j + 1][1] == table[i][1]:
-            j += 1
-        span = np.log(table[j][0]) - np.log(table[i][0])
-        if table[i][1] >= 1 and span > best_span:
-            best_span, best = span, int(round(np.sqrt(table[i][0] * table[j][0])))
-        i = j + 1
-    return (C.default_min_cluster_size(n_pixels) if best is None else best), table
+    return C.widest_plateau(table, n_pixels), table
 
 
 @pytest.mark.parametrize("seed,n,allow_single", [(0, 500, False), (1, 1200, True),
