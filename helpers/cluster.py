@@ -305,12 +305,13 @@ class HDBSCANResult:
         return float(np.mean(self.labels < 0)) if self.labels.size else 0.0
 
 
-def _labels_from_tree(tree, min_cluster_size, allow_single_cluster, features=None):
+def _labels_from_tree(tree, min_cluster_size, allow_single_cluster, features=None,
+                      selection="eom"):
     # hdbscan's own condense/stability/selection step (hdbscan.hdbscan_._tree_to_labels):
     # it only needs the single-linkage tree, so UMAP and the MST are not recomputed.
     from hdbscan.hdbscan_ import _tree_to_labels
     labels, proba, *_ = _tree_to_labels(None, tree, min_cluster_size=int(min_cluster_size),
-                                        cluster_selection_method="eom",
+                                        cluster_selection_method=selection,
                                         allow_single_cluster=bool(allow_single_cluster))
     new, _ = relabel_by_size(labels, features)
     return new, np.asarray(proba, float)
@@ -365,7 +366,8 @@ def _stored_tree(result):
     return tree
 
 
-def recluster(result, min_cluster_size, allow_single_cluster=None, embedding=None):
+def recluster(result, min_cluster_size, allow_single_cluster=None, embedding=None,
+              selection="eom"):
     """HDBSCAN labels at a new ``min_cluster_size`` from a stored single-linkage tree.
 
     The tree depends on the embedding and ``min_samples`` only, so changing
@@ -379,13 +381,17 @@ def recluster(result, min_cluster_size, allow_single_cluster=None, embedding=Non
     min_cluster_size : int
     allow_single_cluster : bool, optional; default: the value used for ``result``
     embedding : (n, d) array, optional; only used to break ties in cluster numbering
+    selection : "eom" (HDBSCAN's excess of mass) or "leaf" (the finest clusters of the
+        condensed tree)
     """
     tree = _stored_tree(result)
     n = tree.shape[0] + 1
     min_cluster_size = check_int(min_cluster_size, "min_cluster_size", 2, n,
                                   "use a number of (binned) pixels between 2 and the pixel count.")
     asc = result.allow_single_cluster if allow_single_cluster is None else allow_single_cluster
-    labels, proba = _labels_from_tree(tree, min_cluster_size, asc, embedding)
+    if selection not in ("eom", "leaf"):
+        raise ParameterError(f"selection must be 'eom' or 'leaf', got {selection!r}.")
+    labels, proba = _labels_from_tree(tree, min_cluster_size, asc, embedding, selection)
     return HDBSCANResult(labels=labels, probabilities=proba, single_linkage_tree=tree,
                          min_cluster_size=min_cluster_size, min_samples=result.min_samples,
                          allow_single_cluster=asc)

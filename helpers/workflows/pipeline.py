@@ -182,7 +182,10 @@ def workflow2(signal, params=None, *, cache=True, **overrides):
         uniform sample such as the hea7 particles still ends as one cluster; True lets HDBSCAN
         stop at one cluster, which on the random-scene benchmark hid real phases: median
         ARI − ceiling −0.22 against −0.14, 45 against 53 of 118 phases found, both measured
-        with the merge margin of 2 then in force), ``random_state``, ``max_components``.
+        with the merge margin of 2 then in force), ``cluster_selection`` (default "eom": HDBSCAN's excess
+        of mass; "leaf": at the min_cluster_size chosen as above (the plateau is counted with
+        EOM), the finest clusters of the condensed tree, the merge joining the splits that are
+        only noise; see the benchmark numbers at :class:`WorkflowParams`), ``random_state``, ``max_components``.
     cache : bool
     **overrides
         Any field of :class:`WorkflowParams`.
@@ -221,8 +224,12 @@ def workflow2(signal, params=None, *, cache=True, **overrides):
     same = mcs == base.min_cluster_size and \
         bool(q.allow_single_cluster) == base.allow_single_cluster
     h = base if same else recluster(base, mcs, q.allow_single_cluster, embedding=emb[m])
+    if q.cluster_selection != "eom":   # relabel at the chosen size; the merge joins noise splits
+        h = recluster(base, mcs, q.allow_single_cluster, embedding=emb[m],
+                      selection=q.cluster_selection)
     info = {**feats.params, **key, "min_cluster_size": mcs,
-            "allow_single_cluster": q.allow_single_cluster, "mask": _mask_param(q.mask),
+            "allow_single_cluster": q.allow_single_cluster,
+            "cluster_selection": q.cluster_selection, "mask": _mask_param(q.mask),
             "merge_splits": q.merge_splits, "split_factor": q.split_factor,
             "assign_noise": q.assign_noise}
     info["spatial_beta"] = q.spatial_beta
@@ -279,7 +286,8 @@ def recluster_workflow2(result, min_cluster_size):
     if result.workflow != 2 or result.hdbscan is None:
         raise ParameterError("recluster_workflow2 needs a result of workflow2.")
     m = result.mask_binned.ravel()
-    h = recluster(result.hdbscan, min_cluster_size, embedding=result.embedding[m])
+    h = recluster(result.hdbscan, min_cluster_size, embedding=result.embedding[m],
+                  selection=result.params.get("cluster_selection", "eom"))
     labels, proba = _counting_statistics(result.counts, h, result.params.get("merge_splits"),
                                          result.params.get("assign_noise"),
                                          result.params.get("random_state", 0),
