@@ -468,8 +468,9 @@ def plateau_min_cluster_size(result, n_pixels, lo=5, hi_fraction=0.1, n_steps=30
     for a narrow range of min_cluster_size are fragments of noise or arbitrary splits; a count
     that survives a wide range is a property of the data. This is HDBSCAN's own notion of
     persistence applied to its one free parameter, with no constant tuned to our simulator.
-    Each value counts clusters and noise without labelling (:func:`helpers.hdbscan_counts.eom_counts`): the same
-    numbers as :func:`recluster`, about 1 ms each instead of 45 ms on 15 000 pixels.
+    Each value counts clusters and noise without labelling
+    (:func:`helpers.hdbscan_counts.eom_counts`): the same numbers as :func:`recluster`, about
+    1 ms each instead of 45 ms on 15 000 pixels.
 
     Parameters
     ----------

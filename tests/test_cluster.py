@@ -388,3 +388,18 @@ def test_features_are_shared_within_a_process_and_warnings_repeat():
         s2.data[0, 0, 100] += 1                            # same object shape, other counts
         f3 = W.compute_features(s2)
     assert f3 is not f1 and f3.key != f1.key
+
+
+def test_leaf_selection_is_at_least_as_fine_as_eom_and_bad_names_are_refused():
+    X, _ = make_blobs(n_samples=900, centers=[[0, 0], [6, 0], [0, 6]], cluster_std=1.0,
+                      random_state=0)
+    X = np.vstack([X, make_blobs(n_samples=300, centers=[[0, 0.8]], cluster_std=0.3,
+                                 random_state=1)[0]])          # a dense knot inside blob 0
+    h = C.hdbscan_cluster(X, 30, 5)
+    eom, leaf = (C.recluster(h, 30, selection=s) for s in ("eom", "leaf"))
+    assert leaf.n_clusters >= eom.n_clusters >= 2
+    for k in range(leaf.n_clusters):          # every leaf cluster lies inside one EOM cluster
+        inside = eom.labels[leaf.labels == k]
+        assert np.unique(inside[inside >= 0]).size <= 1
+    with pytest.raises(ParameterError, match="'eom' or 'leaf'"):
+        C.recluster(h, 30, selection="finest")

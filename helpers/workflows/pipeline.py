@@ -19,8 +19,8 @@ import numpy as np
 from .. import cache as _cache   # (workflow functions take a ``cache`` flag)
 from .. import results
 from ..cluster import (UMAP_EPOCHS, UMAP_NEIGHBOURS, HDBSCANResult, check_int,
-                       default_min_cluster_size, gmm_cluster, hdbscan_cluster, plateau_min_cluster_size,
-                       poisson_mixture_refine, recluster)
+                       default_min_cluster_size, gmm_cluster, hdbscan_cluster,
+                       plateau_min_cluster_size, poisson_mixture_refine, recluster)
 from ..errors import ParameterError
 from ..multinomial import assign_by_likelihood, merge_insignificant
 from ..preprocess import upsample_labels
@@ -182,10 +182,11 @@ def workflow2(signal, params=None, *, cache=True, **overrides):
         uniform sample such as the hea7 particles still ends as one cluster; True lets HDBSCAN
         stop at one cluster, which on the random-scene benchmark hid real phases: median
         ARI − ceiling −0.22 against −0.14, 45 against 53 of 118 phases found, both measured
-        with the merge margin of 2 then in force), ``cluster_selection`` (default "eom": HDBSCAN's excess
-        of mass; "leaf": at the min_cluster_size chosen as above (the plateau is counted with
-        EOM), the finest clusters of the condensed tree, the merge joining the splits that are
-        only noise; see the benchmark numbers at :class:`WorkflowParams`), ``random_state``, ``max_components``.
+        with the merge margin of 2 then in force), ``cluster_selection`` (default "eom":
+        HDBSCAN's excess of mass; "leaf": at the min_cluster_size chosen as above (the plateau
+        is counted with EOM), the finest clusters of the condensed tree, the merge joining the
+        splits that are only noise; see the benchmark numbers at :class:`WorkflowParams`),
+        ``random_state``, ``max_components``.
     cache : bool
     **overrides
         Any field of :class:`WorkflowParams`.
