@@ -58,7 +58,11 @@ def _loglik(S):
 def split_gain(counts_a, counts_b):
     """G statistic of two groups of pixels (rows of counts): twice the log-likelihood their
     separate spectra gain over one common spectrum."""
-    Sa, Sb = np.asarray(counts_a, float).sum(0), np.asarray(counts_b, float).sum(0)
+    return _gain(np.asarray(counts_a, float).sum(0), np.asarray(counts_b, float).sum(0))
+
+
+def _gain(Sa, Sb):
+    """:func:`split_gain` from the two groups' summed spectra."""
     return 2.0 * (_loglik(Sa) + _loglik(Sb) - _loglik(Sa + Sb))
 
 
@@ -146,7 +150,7 @@ def merge_insignificant(counts, labels, factor=None, random_state=0):
         for i, a in enumerate(ks):
             for b in ks[i + 1:]:
                 if (a, b) not in ratio:
-                    g = 2.0 * (_loglik(spec[a]) + _loglik(spec[b]) - _loglik(spec[a] + spec[b]))
+                    g = _gain(spec[a], spec[b])
                     # the pair's pixels in map order: the null does not depend on the numbering
                     null = _null_gain(totals[(lab == a) | (lab == b)], spec[a] + spec[b],
                                       random_state=random_state)

@@ -27,8 +27,9 @@ def composition_table(quant, error="total", digits=2):
     for c in quant.clusters:
         comp = quant.compositions[c]
         err = comp.err_total if error == "total" else comp.err_counting
-        cols[f"cluster {display_name(c, names.get(c))}"] = [f"{x:.{digits}f} ± {e:.{digits}f}" if comp.quantified
-                                else "n/a" for x, e in zip(comp.at_percent, err)]
+        cols[f"cluster {display_name(c, names.get(c))}"] = [
+            f"{x:.{digits}f} ± {e:.{digits}f}" if comp.quantified else "n/a"
+            for x, e in zip(comp.at_percent, err)]
     df = pd.DataFrame(cols, index=quant.elements)
     df.index.name = f"workflow {quant.workflow} (at%)"
     return df

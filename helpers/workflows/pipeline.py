@@ -222,18 +222,16 @@ def workflow2(signal, params=None, *, cache=True, **overrides):
                          enabled=cache)
     if auto:
         mcs, _ = plateau_min_cluster_size(base, n)
-    same = mcs == base.min_cluster_size and \
+    # the stored tree's own labels are EOM's at its min_cluster_size; anything else re-selects
+    same = mcs == base.min_cluster_size and q.cluster_selection == "eom" and \
         bool(q.allow_single_cluster) == base.allow_single_cluster
-    h = base if same else recluster(base, mcs, q.allow_single_cluster, embedding=emb[m])
-    if q.cluster_selection != "eom":   # relabel at the chosen size; the merge joins noise splits
-        h = recluster(base, mcs, q.allow_single_cluster, embedding=emb[m],
-                      selection=q.cluster_selection)
+    h = base if same else recluster(base, mcs, q.allow_single_cluster, embedding=emb[m],
+                                    selection=q.cluster_selection)
     info = {**feats.params, **key, "min_cluster_size": mcs,
             "allow_single_cluster": q.allow_single_cluster,
             "cluster_selection": q.cluster_selection, "mask": _mask_param(q.mask),
             "merge_splits": q.merge_splits, "split_factor": q.split_factor,
-            "assign_noise": q.assign_noise}
-    info["spatial_beta"] = q.spatial_beta
+            "assign_noise": q.assign_noise, "spatial_beta": q.spatial_beta}
     labels, proba = _counting_statistics(feats.counts[m], h, q.merge_splits, q.assign_noise,
                                          q.random_state, q.split_factor)
     res = _result(2, feats, p, labels, proba, int(labels.max() + 1), info, embedding=emb,
