@@ -29,7 +29,8 @@ KEY_FIGURES = [
      "Cluster maps of both workflows (workflow 1: PCA + Gaussian mixture; workflow 2: UMAP + "
      "HDBSCAN). Numbers and colours belong to each workflow: cluster 0 (blue) of workflow 1 "
      "need not be the phase of cluster 0 of workflow 2; compare the clusters by their names. "
-     "Grey: pixels no cluster explains (noise); black: vacuum/support."),
+     "Grey: unassigned pixels (noise, and vacuum/support where the map is drawn without its "
+     "mask; the legend says which); black, where shown: vacuum/support."),
     (("05_compositions",),
      "Composition of each cluster, at% with ±1σ error bars (counting, k-factor and "
      "segmentation uncertainty)."),
