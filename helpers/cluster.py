@@ -498,19 +498,25 @@ def plateau_min_cluster_size(result, n_pixels, lo=5, hi_fraction=0.1, n_steps=30
     return widest_plateau(table, n_pixels), table
 
 
-def widest_plateau(table, n_pixels):
-    """The geometric middle of the widest run (on a log scale) of equal cluster counts in
-    ``table`` ((mcs, n_clusters, noise) rows, mcs increasing); the default
-    (:func:`default_min_cluster_size`) when no run has a cluster."""
-    best, best_span = None, -1.0
-    i = 0
+def plateau_runs(table):
+    """Runs of equal cluster counts in ``table`` ((mcs, n_clusters, noise) rows, mcs
+    increasing): a list of (geometric middle mcs, width on a log scale, n_clusters)."""
+    runs, i = [], 0
     while i < len(table):
         j = i
         while j + 1 < len(table) and table[j + 1][1] == table[i][1]:
             j += 1
-        span = np.log(table[j][0]) - np.log(table[i][0])
-        if table[i][1] >= 1 and span > best_span:
-            best_span = span
-            best = int(round(np.sqrt(table[i][0] * table[j][0])))
+        runs.append((int(round(np.sqrt(table[i][0] * table[j][0]))),
+                     float(np.log(table[j][0]) - np.log(table[i][0])), int(table[i][1])))
         i = j + 1
-    return default_min_cluster_size(n_pixels) if best is None else best
+    return runs
+
+
+def widest_plateau(table, n_pixels):
+    """The geometric middle of the widest run (on a log scale) of equal cluster counts in
+    ``table`` ((mcs, n_clusters, noise) rows, mcs increasing); the default
+    (:func:`default_min_cluster_size`) when no run has a cluster."""
+    runs = [r for r in plateau_runs(table) if r[2] >= 1]
+    if not runs:
+        return default_min_cluster_size(n_pixels)
+    return max(runs, key=lambda r: r[1])[0]   # the first of equally wide runs

@@ -39,6 +39,12 @@ from .cluster import poisson_mixture_refine, relabel_by_size
 
 #: A split must gain this many times the log-likelihood that the best split of pure noise gains.
 SPLIT_FACTOR = 1.0
+#: The margin when clusters were found on spatially pooled counts (:func:`pooled_null_gain`):
+#: its null pools with a plain Gaussian where the features used edge-preserving weights, and
+#: thickness-driven spectral differences (hea7's particles) become significant once pooled;
+#: 2 kept every phase that 1 found on the random-scene benchmark and stopped its one-phase
+#: over-splits (benchmarks/generalisation_pooled_sf1.md against generalisation_pooled_sf2.md).
+POOLED_SPLIT_FACTOR = 2.0
 #: Bootstrap draws of the one-phase null per tested pair.
 NULL_DRAWS = 3
 #: A pixel whose most likely cluster has a lower posterior than this stays noise.
@@ -119,7 +125,54 @@ def _null_gain(totals, spectrum, n_draws=NULL_DRAWS, random_state=0):
 _NULL_MEMO = {}
 
 
-def merge_insignificant(counts, labels, factor=None, random_state=0):
+def pooled_null_gain(totals, spectrum, rows, cols, sigma, n_draws=NULL_DRAWS, random_state=0):
+    """:func:`null_split_gain` for clusters found on spatially pooled counts: the one-phase
+    surrogates (the pixels' totals, counts drawn from their summed spectrum) are pooled with a
+    Gaussian of width ``sigma`` among the tested pixels before the best two-way split. Pooling
+    averages the noise a split can exploit, so a split of one phase found on pooled features
+    gains far less than the best split of raw counts; this is its null, on the pixels tested
+    (a fixed rescaling of the raw null, calibrated on large splits, let small fragments of one
+    phase through). scipy's Gaussian filter; the mask normalisation is the features' own.
+
+    Parameters
+    ----------
+    totals : (n,) int, the tested pixels' total counts
+    spectrum : (channels,) their summed counts
+    rows, cols : (n,) int, their positions on the (binned) grid
+    sigma : float, the pooling width in grid pixels
+    """
+    from scipy.ndimage import gaussian_filter
+
+    totals = np.ascontiguousarray(totals, dtype=np.int64)
+    spectrum = np.ascontiguousarray(spectrum, dtype=float)
+    rows, cols = np.asarray(rows, np.int64), np.asarray(cols, np.int64)
+    key = ("pooled", hashlib.blake2b(totals.tobytes() + spectrum.tobytes() + rows.tobytes()
+                                     + cols.tobytes(), digest_size=16).hexdigest(),
+           float(sigma), int(n_draws), random_state)
+    if key in _NULL_MEMO:
+        return _NULL_MEMO[key]
+    if not spectrum.sum() > 0 or totals.size < 4:
+        return 0.0
+    p = spectrum / spectrum.sum()
+    r0, c0 = rows.min(), cols.min()
+    shape = (int(rows.max() - r0 + 1), int(cols.max() - c0 + 1))
+    m = np.zeros(shape, np.float32)
+    m[rows - r0, cols - c0] = 1
+    den = gaussian_filter(m, sigma, mode="constant", truncate=2.0)[rows - r0, cols - c0]
+    rng = np.random.default_rng(random_state)
+    draws = []
+    for _ in range(int(n_draws)):
+        cube = np.zeros(shape + (p.size,), np.float32)
+        cube[rows - r0, cols - c0] = rng.multinomial(totals, p)
+        num = gaussian_filter(cube, (sigma, sigma, 0), mode="constant", truncate=2.0)
+        draws.append(_best_two_way_split(num[rows - r0, cols - c0] / den[:, None], rng))
+    if len(_NULL_MEMO) >= 256:
+        _NULL_MEMO.clear()
+    _NULL_MEMO[key] = float(max(draws))
+    return _NULL_MEMO[key]
+
+
+def merge_insignificant(counts, labels, factor=None, random_state=0, pooling=None):
     """Merge clusters whose split is not more than noise can make (see the module docstring).
 
     Greedy: the pair with the smallest ``G / null`` is merged while that ratio is below
@@ -130,14 +183,20 @@ def merge_insignificant(counts, labels, factor=None, random_state=0):
     counts : (n, channels) raw (binned) counts of the clustered pixels
     labels : (n,) int, -1 = noise (left as it is)
     factor : float, optional
-        The margin a split must beat; None = :data:`SPLIT_FACTOR`.
+        The margin a split must beat; None = :data:`SPLIT_FACTOR`, or
+        :data:`POOLED_SPLIT_FACTOR` with ``pooling``.
+    pooling : (rows, cols, sigma), optional
+        For clusters found on spatially pooled features: the pixels' grid positions and the
+        pooling width; the null is then :func:`pooled_null_gain`.
 
     Returns
     -------
     labels : (n,) int, renumbered by size
     merges : list of (kept, merged, G, null) in the order they were made (old numbers)
     """
-    factor = SPLIT_FACTOR if factor is None else float(factor)
+    if factor is None:
+        factor = SPLIT_FACTOR if pooling is None else POOLED_SPLIT_FACTOR
+    factor = float(factor)
     c = np.asarray(counts, float)
     lab = np.asarray(labels).copy()
     totals = c.sum(1).astype(np.int64)
@@ -152,8 +211,14 @@ def merge_insignificant(counts, labels, factor=None, random_state=0):
                 if (a, b) not in ratio:
                     g = _gain(spec[a], spec[b])
                     # the pair's pixels in map order: the null does not depend on the numbering
-                    null = _null_gain(totals[(lab == a) | (lab == b)], spec[a] + spec[b],
-                                      random_state=random_state)
+                    pair = (lab == a) | (lab == b)
+                    if pooling is None:
+                        null = _null_gain(totals[pair], spec[a] + spec[b],
+                                          random_state=random_state)
+                    else:
+                        null = pooled_null_gain(totals[pair], spec[a] + spec[b],
+                                                pooling[0][pair], pooling[1][pair], pooling[2],
+                                                random_state=random_state)
                     ratio[(a, b)] = (g / null if null > 0 else np.inf, g, null)
         (a, b), (r, g, null) = min(((p, v) for p, v in ratio.items()
                                     if p[0] in ks and p[1] in ks), key=lambda pv: pv[1][0])

@@ -19,7 +19,7 @@ from ..decompose import pca
 from ..errors import DataError, ParameterError
 from ..maps import sample_mask
 from ..preprocess import (auto_energy_bin, energy_slice, lazy_binned_counts, lazy_features,
-                          make_features, prepare)
+                          make_features, prepare, smooth_counts)
 
 
 @dataclass
@@ -35,6 +35,18 @@ class Features:
     bin_factor: int
     key: str                      # cache key of (data, preprocessing parameters)
     params: dict = field(default_factory=dict)
+    #: (n_binned_pixels, channels) pooled counts the features were built from, None if unpooled
+    pooled: np.ndarray = None
+
+    @property
+    def pooling(self):
+        """(rows, cols, sigma) of the clustered pixels on the binned grid when the features were
+        pooled (for :func:`helpers.multinomial.merge_insignificant`), else None."""
+        sigma = self.params.get("smoothing", 0)
+        if not sigma:
+            return None
+        rows, cols = np.divmod(np.flatnonzero(self.mask), self.binned_shape[1])
+        return rows, cols, float(sigma)
 
     @property
     def mask_image(self):
@@ -51,7 +63,7 @@ def as_signal(signal):
 
 
 def compute_features(signal, bin_factor=2, energy_range=None, normalization="total",
-                     scaling="standard", mask="auto", energy_bin="auto"):
+                     scaling="standard", mask="auto", energy_bin="auto", smoothing=0):
     """Bin, crop, mask, normalise and scale a spectrum image into clustering features.
 
     Parameters
@@ -70,6 +82,11 @@ def compute_features(signal, bin_factor=2, energy_range=None, normalization="tot
     energy_bin : int or "auto"
         Adjacent channels summed (auto: half the detector FWHM, see
         :func:`helpers.preprocess.auto_energy_bin`).
+    smoothing : float
+        0: features of each binned pixel's own counts. sigma > 0: of its counts pooled over
+        neighbours (Gaussian of width sigma binned pixels, edge-preserving weights guided by
+        the unpooled PCA scores, :func:`helpers.preprocess.smooth_counts`); the pooled counts
+        are kept in ``Features.pooled``.
 
     Returns
     -------
@@ -78,7 +95,7 @@ def compute_features(signal, bin_factor=2, energy_range=None, normalization="tot
     signal = as_signal(signal)
     dh = _cache.data_hash(signal)
     args = dict(bin_factor=bin_factor, energy_range=energy_range, normalization=normalization,
-                scaling=scaling, mask=mask, energy_bin=energy_bin)
+                scaling=scaling, mask=mask, energy_bin=energy_bin, smoothing=smoothing)
     memo_key = _cache.make_key("features-args", dh, args)
     hit = _FEATURES_MEMO.get(memo_key)
     if hit is None:
@@ -107,7 +124,7 @@ _WARNED = {}   # as a module's __warningregistry__: a "default" warning shows on
 
 
 def _compute_features(signal, dh, bin_factor, energy_range, normalization, scaling, mask,
-                      energy_bin):
+                      energy_bin, smoothing=0):
     prep = prepare(signal, bin_factor=bin_factor, energy_range=energy_range,
                    energy_bin=energy_bin)
     counts = prep["counts"]
@@ -139,18 +156,38 @@ def _compute_features(signal, dh, bin_factor, energy_range, normalization, scali
                         f"x{prep['bin_factor']} and masking vacuum/support (at least "
                         f"{MIN_SAMPLE_PIXELS} are needed): try BIN_FACTOR = 1, mask=None, or a "
                         "larger map; check that the map holds counts.")
+    def pool(c):
+        if not smoothing:
+            return c
+        return smooth_counts(c, (rb, cb), m, smoothing,
+                             guide=_guide(c, m, normalization, scaling))
+
+    pooled = pool(counts)
     if getattr(signal, "_lazy", False):   # block-wise: no float64 copies of the matrix
-        X = lazy_features(counts, normalization, scaling, fit_mask=m)
+        X = lazy_features(pooled, normalization, scaling, fit_mask=m)
     else:
-        X = make_features(counts, normalization, scaling, fit_mask=m)
+        X = make_features(pooled, normalization, scaling, fit_mask=m)
     params = dict(bin_factor=int(bin_factor), energy_range=prep["energy_range"],
                   energy_bin=energy_bin,
                   normalization=normalization, scaling=scaling, mask=mask_param)
+    if smoothing:
+        params["smoothing"] = float(smoothing)
     key = _cache.make_key("features", dh, params)
     return Features(X=X, counts=counts, mask=m, binned_shape=(rb, cb),
                     original_shape=prep["original_shape"], energy=prep["energy"],
                     energy_range=prep["energy_range"], bin_factor=int(bin_factor), key=key,
-                    params=params)
+                    params=params, pooled=pooled if smoothing else None)
+
+
+def _guide(counts, m, normalization, scaling, n_components=8):
+    """First PCA scores of the unpooled features: what tells phases apart, for the pooling's
+    edge-preserving weights (:func:`helpers.preprocess.smooth_counts`)."""
+    from sklearn.decomposition import PCA
+
+    X = make_features(counts, normalization, scaling, fit_mask=m)
+    k = int(min(n_components, X.shape[1], max(1, m.sum() - 1)))
+    pca = PCA(n_components=k, svd_solver="randomized", random_state=0).fit(X[m])
+    return pca.transform(X)
 
 
 def pca_of_features(signal, n_components=None, max_components=30, random_state=0, cache=True,

@@ -14,7 +14,32 @@ from ..errors import ParameterError
 
 #: Names of the notebooks' UPPER_CASE constants that map onto :class:`WorkflowParams` fields.
 NOTEBOOK_NAMES = ("BIN_FACTOR", "N_COMPONENTS", "RANDOM_STATE", "N_CLUSTERS", "MIN_CLUSTER_SIZE",
-                  "MIN_SAMPLES", "UMAP_INPUT", "SPATIAL_BETA")
+                  "MIN_SAMPLES", "UMAP_INPUT", "SPATIAL_BETA", "SMOOTHING")
+
+
+#: ``smoothing`` when not given, per workflow. Workflow 2 pools: on the random-scene benchmark
+#: (34 scenes, benchmarks/generalisation.md against generalisation_per_pixel.md) its median
+#: ARI - ceiling went from -0.048 to +0.011, the 10th percentile from -0.216 to -0.118 and the
+#: phases found from 60 to 67 of 118, hea6/hea7 and the real JEOL map keeping their clusters.
+#: Workflow 1 stays per pixel, as in the paper: pooled, its benchmark numbers rise as much
+#: (median -0.033 to +0.054), but its mixture of pooled features is less reproducible on
+#: hea6 at 64x64 (split-half overlap of one grain cluster 0.32 against >= 0.6) and, asked for
+#: three clusters on one uniform phase, it returns one large cluster that overlaps itself
+#: across halves (0.76) as a real phase would; see benchmarks/generalisation_pooled_sf1.md.
+DEFAULT_SMOOTHING = {1: 0.0, 2: 1.0}
+
+
+def check_smoothing(value):
+    """``value`` as a pooling width (binned pixels, >= 0); anything else is refused."""
+    try:
+        v = float(value)
+    except (TypeError, ValueError):
+        v = float("nan")
+    if not (v >= 0 and v <= 10):
+        raise ParameterError(f"SMOOTHING={value!r} is not a pooling width: use 0 (each pixel "
+                             "on its own), about 1 (pool with the nearest neighbours), up to "
+                             "10 binned pixels.")
+    return v
 
 
 @dataclass(frozen=True)
@@ -26,7 +51,11 @@ class WorkflowParams:
     Features (both workflows): ``bin_factor`` (×2 in the paper), ``energy_range`` (None: the
     elements' useful range), ``normalization`` ("total": thickness-independent),
     ``scaling`` ("standard"), ``mask`` ("auto" vacuum/support mask, None: every pixel),
-    ``energy_bin`` ("auto": half the detector FWHM).
+    ``energy_bin`` ("auto": half the detector FWHM), ``smoothing`` (0: each binned pixel's own
+    counts; sigma > 0: the features are built from counts pooled over neighbours with
+    edge-preserving weights, :func:`helpers.preprocess.smooth_counts`, pixels are classified
+    by their pooled counts and the merge's null is pooled alike; None: the workflow's
+    default, :data:`DEFAULT_SMOOTHING`, 0 for workflow 1 and 1 for workflow 2).
     PCA (both): ``n_components`` (None: workflow 1 keeps as many as ``n_clusters``, workflow 2
     the larger of the scree elbow and 2 x ``umap_dims``), ``max_components``, ``random_state``.
     Workflow 1: ``n_clusters``, ``n_init``, ``covariance_type``, ``refine`` (multinomial
@@ -54,6 +83,7 @@ class WorkflowParams:
     scaling: str = "standard"
     mask: object = "auto"
     energy_bin: object = "auto"
+    smoothing: float = None
     n_components: int = None
     max_components: int = 30
     random_state: int = 0
@@ -88,11 +118,13 @@ class WorkflowParams:
                                  f"{', '.join(sorted(known))}.")
         return dataclasses.replace(self, **changes)
 
-    def feature_kwargs(self) -> dict:
-        """Arguments of :func:`helpers.workflows.compute_features`."""
+    def feature_kwargs(self, workflow=1) -> dict:
+        """Arguments of :func:`helpers.workflows.compute_features` for ``workflow`` (1 or 2:
+        ``smoothing`` None is that workflow's default, :data:`DEFAULT_SMOOTHING`)."""
+        sm = DEFAULT_SMOOTHING[workflow] if self.smoothing is None else self.smoothing
         return dict(bin_factor=self.bin_factor, energy_range=self.energy_range,
                     normalization=self.normalization, scaling=self.scaling, mask=self.mask,
-                    energy_bin=self.energy_bin)
+                    energy_bin=self.energy_bin, smoothing=check_smoothing(sm))
 
     @classmethod
     def from_notebook(cls, namespace) -> "WorkflowParams":

@@ -20,7 +20,8 @@ from .. import cache as _cache   # (workflow functions take a ``cache`` flag)
 from .. import results
 from ..cluster import (UMAP_EPOCHS, UMAP_NEIGHBOURS, HDBSCANResult, check_int,
                        default_min_cluster_size, gmm_cluster, hdbscan_cluster,
-                       plateau_min_cluster_size, poisson_mixture_refine, recluster)
+                       plateau_min_cluster_size, plateau_runs, poisson_mixture_refine,
+                       recluster)
 from ..errors import ParameterError
 from ..multinomial import assign_by_likelihood, merge_insignificant
 from ..preprocess import upsample_labels
@@ -56,6 +57,7 @@ class WorkflowResult:
     hdbscan: HDBSCANResult = field(repr=False, default=None)   # W2: tree for re-clustering
     pca: object = field(repr=False, default=None)
     counts: np.ndarray = field(repr=False, default=None)   # W2: binned counts of sample pixels
+    pooled: np.ndarray = field(repr=False, default=None)   # W2: their pooled counts, or None
     labels_per_pixel: np.ndarray = field(repr=False, default=None)  # before the spatial prior
     spatial: object = field(repr=False, default=None)   # helpers.spatial.SpatialResult, or None
 
@@ -133,7 +135,7 @@ def workflow1(signal, params=None, *, cache=True, **overrides):
     q = resolve(params, **overrides)
     feats, p = pca_of_features(signal, n_components=q.n_components,
                                max_components=q.max_components, random_state=q.random_state,
-                               cache=cache, **q.feature_kwargs())
+                               cache=cache, **q.feature_kwargs(1))
     if q.n_components is None:
         # as many components as clusters: k clusters need k - 1 dimensions to be told apart,
         # and the scree elbow at a few counts per pixel is either 1 or lost in the noise
@@ -151,8 +153,13 @@ def workflow1(signal, params=None, *, cache=True, **overrides):
                                           n_init=q.n_init, covariance_type=q.covariance_type),
                       enabled=cache)
     labels, proba = g.labels, g.probabilities
-    if q.refine and k > 1:
+    if q.refine and k > 1 and feats.pooled is None:
         labels, proba, _ = poisson_mixture_refine(feats.counts[m], labels)
+    elif q.refine and k > 1:
+        # pooled features: classify each pixel's pooled counts by the mixture's cluster
+        # spectra once; classification EM drifts to one cluster where phases differ by little
+        labels, proba = assign_by_likelihood(feats.pooled[m], labels, refine=False,
+                                             ambiguous=0.0)
     info = {**feats.params, **key, "refine": bool(q.refine), "mask": _mask_param(q.mask),
             "spatial_beta": q.spatial_beta}
     res = _result(1, feats, p, labels, proba, int(labels.max() + 1), info)
@@ -166,23 +173,23 @@ def workflow2(signal, params=None, *, cache=True, **overrides):
     ----------
     signal : EDSTEMSpectrum, (rows, cols, channels) array, or a path / demo name
     params : WorkflowParams, optional
-        Fields used here: the feature fields, ``min_cluster_size`` (smallest cluster in binned
-        pixels; None/"auto": the middle of the widest plateau of the cluster count over
-        min_cluster_size, :func:`helpers.cluster.plateau_min_cluster_size`, found by
-        re-condensing the tree, so it costs milliseconds), ``min_samples`` (HDBSCAN's density
-        smoothing, set explicitly; None = 5, or min_cluster_size if smaller: less smoothing,
-        fewer thin-edge pixels called noise), ``umap_input`` ("pca": the PCA scores, faster
+        Fields used here: the feature fields (``smoothing`` None: 1, the features pooled
+        over like neighbours, :class:`WorkflowParams`; pixels are then classified by their
+        pooled counts and splits judged against pooled noise), ``min_cluster_size``
+        (smallest cluster in binned pixels; None/"auto": of the widest plateau of the
+        cluster count over min_cluster_size and the coarser ones, the one whose clusters the
+        counting statistics keep most of, :func:`_significant_plateau`, found by
+        re-condensing the tree), ``min_samples`` (HDBSCAN's density smoothing; None = 5, or
+        min_cluster_size if smaller: fewer thin-edge pixels called noise), ``umap_input`` ("pca": the PCA scores, faster
         and less noisy; "spectra": the full scaled spectra, the paper's way),
         ``n_components`` (for "pca"; None = the larger of the automatic elbow and
         2 × ``umap_dims``: UMAP needs more input than output dimensions), ``umap_dims`` and
         ``n_neighbors`` (paper: 4-D; min_dist 0, Euclidean), ``n_epochs`` (None:
         :data:`helpers.cluster.UMAP_EPOCHS`), ``allow_single_cluster`` (default False: HDBSCAN
-        must propose at least two clusters, and the counting-statistics merge
-        (``merge_splits``) joins them again when their split is no more than noise, so a
-        uniform sample such as the hea7 particles still ends as one cluster; True lets HDBSCAN
-        stop at one cluster, which on the random-scene benchmark hid real phases: median
-        ARI − ceiling −0.22 against −0.14, 45 against 53 of 118 phases found, both measured
-        with the merge margin of 2 then in force), ``cluster_selection`` (default "eom":
+        must propose two clusters, the counting-statistics merge joins them again when their
+        split is no more than noise, so uniform hea7 particles end as one cluster; True hid
+        real phases on the random-scene benchmark, 45 against 53 of 118 found),
+        ``cluster_selection`` (default "eom":
         HDBSCAN's excess of mass; "leaf": at the min_cluster_size chosen as above (the plateau
         is counted with EOM), the finest clusters of the condensed tree, the merge joining the
         splits that are only noise; see the benchmark numbers at :class:`WorkflowParams`),
@@ -203,7 +210,7 @@ def workflow2(signal, params=None, *, cache=True, **overrides):
     feats, p, emb = embedding_for(signal, umap_input=q.umap_input, n_components=q.n_components,
                                   umap_dims=q.umap_dims, n_neighbors=q.n_neighbors,
                                   random_state=q.random_state, max_components=q.max_components,
-                                  n_epochs=n_epochs, cache=cache, **q.feature_kwargs())
+                                  n_epochs=n_epochs, cache=cache, **q.feature_kwargs(2))
     m = feats.mask
     n = int(m.sum())
     auto = q.min_cluster_size is None or (isinstance(q.min_cluster_size, str)
@@ -221,7 +228,7 @@ def workflow2(signal, params=None, *, cache=True, **overrides):
                          lambda: hdbscan_cluster(emb[m], mcs, ms, q.allow_single_cluster),
                          enabled=cache)
     if auto:
-        mcs, _ = plateau_min_cluster_size(base, n)
+        mcs = _significant_plateau(base, n, emb[m], feats.counts[m], q, feats.pooling)
     # the stored tree's own labels are EOM's at its min_cluster_size; anything else re-selects
     same = mcs == base.min_cluster_size and q.cluster_selection == "eom" and \
         bool(q.allow_single_cluster) == base.allow_single_cluster
@@ -232,11 +239,44 @@ def workflow2(signal, params=None, *, cache=True, **overrides):
             "cluster_selection": q.cluster_selection, "mask": _mask_param(q.mask),
             "merge_splits": q.merge_splits, "split_factor": q.split_factor,
             "assign_noise": q.assign_noise, "spatial_beta": q.spatial_beta}
+    pooled = None if feats.pooled is None else feats.pooled[m]
     labels, proba = _counting_statistics(feats.counts[m], h, q.merge_splits, q.assign_noise,
-                                         q.random_state, q.split_factor)
+                                         q.random_state, q.split_factor, feats.pooling,
+                                         pooled)
     res = _result(2, feats, p, labels, proba, int(labels.max() + 1), info, embedding=emb,
-                  hdbscan=h, counts=feats.counts[m])
+                  hdbscan=h, counts=feats.counts[m], pooled=pooled)
     return apply_spatial_prior(signal, feats, res, q.spatial_beta)
+
+
+#: Plateaus with more HDBSCAN clusters than this are not tested (the merge costs grow as k^2).
+MAX_PLATEAU_CLUSTERS = 12
+
+
+def _significant_plateau(base, n, emb, counts, q, pooling):
+    """The min_cluster_size of the plateau (a run of equal cluster counts over
+    min_cluster_size, :func:`helpers.cluster.plateau_min_cluster_size`) whose clusters leave
+    the most that the counting-statistics merge keeps, among the widest plateau and the
+    coarser ones; ties go to the wider plateau. The widest plateau alone can be one where
+    HDBSCAN's excess of mass keeps three phases as one parent (benchmark scene 17: 2 clusters
+    from 5 to 79 pixels, 3 from 89 up); the counts, not the tree's shape, then decide. Finer
+    plateaus are not tried: their small fragments pass the merge test on pooled features too
+    easily (its null is calibrated on large splits) and over-split one-phase regions."""
+    mcs0, table = plateau_min_cluster_size(base, n)
+    if not q.merge_splits:
+        return mcs0
+    best = None
+    for mid, span, k in plateau_runs(table):
+        if k < 1 or k > MAX_PLATEAU_CLUSTERS or mid < mcs0 or (span <= 0 and mid != mcs0):
+            continue
+        h = recluster(base, mid, q.allow_single_cluster, embedding=emb,
+                      selection=q.cluster_selection)
+        lab = h.labels if h.labels.max() >= 0 else np.zeros_like(h.labels)
+        kept, _ = merge_insignificant(counts, lab, factor=q.split_factor,
+                                      random_state=q.random_state, pooling=pooling)
+        score = (int(kept.max()) + 1, span)
+        if best is None or score > best[0]:
+            best = (score, mid)
+    return mcs0 if best is None else best[1]
 
 
 def apply_spatial_prior(signal, feats, result, beta):
@@ -258,7 +298,8 @@ def apply_spatial_prior(signal, feats, result, beta):
     return result
 
 
-def _counting_statistics(counts, h, merge, assign, random_state, split_factor=None):
+def _counting_statistics(counts, h, merge, assign, random_state, split_factor=None,
+                         pooling=None, pooled=None):
     """HDBSCAN's clusters judged by the counts: splits no bigger than noise makes merged
     (:func:`helpers.multinomial.merge_insignificant`), every pixel to the cluster that explains
     it (:func:`helpers.multinomial.assign_by_likelihood`). Returns labels and a per-pixel
@@ -270,11 +311,24 @@ def _counting_statistics(counts, h, merge, assign, random_state, split_factor=No
         labels = np.zeros_like(labels)
     if merge:
         labels, _ = merge_insignificant(counts, labels, factor=split_factor,
-                                        random_state=random_state)
+                                        random_state=random_state, pooling=pooling)
     if assign:
-        labels, post = assign_by_likelihood(counts, labels)
+        # pooled clusters are already spatially informed: classification EM on top of them
+        # drifts to one cluster where phases differ by little (seed 26 of the benchmark)
+        labels, post = (assign_by_likelihood(counts, labels) if pooled is None else
+                        assign_by_likelihood(pooled, labels, refine=False))
         proba = np.where(labels >= 0, post.max(axis=1) if post.size else 0.0, 0.0)
     return labels, proba
+
+
+def _pooling_of(result):
+    """(rows, cols, sigma) of a workflow-2 result's clustered pixels when its features were
+    pooled (as :attr:`helpers.workflows.features.Features.pooling`), else None."""
+    sigma = result.params.get("smoothing", 0)
+    if not sigma:
+        return None
+    rows, cols = np.divmod(np.flatnonzero(result.mask_binned.ravel()), result.binned_shape[1])
+    return rows, cols, float(sigma)
 
 
 def recluster_workflow2(result, min_cluster_size):
@@ -290,7 +344,8 @@ def recluster_workflow2(result, min_cluster_size):
     labels, proba = _counting_statistics(result.counts, h, result.params.get("merge_splits"),
                                          result.params.get("assign_noise"),
                                          result.params.get("random_state", 0),
-                                         result.params.get("split_factor"))
+                                         result.params.get("split_factor"),
+                                         _pooling_of(result), result.pooled)
     grid = (result.binned_shape, result.bin_factor, result.original_shape)
     lb, up, prob_up = _on_grids(grid, m, labels, proba)
     params = dict(result.params, min_cluster_size=int(min_cluster_size))
@@ -300,7 +355,8 @@ def recluster_workflow2(result, min_cluster_size):
                           elbow=result.elbow, n_clusters=int(labels.max() + 1),
                           bin_factor=result.bin_factor, binned_shape=result.binned_shape,
                           original_shape=result.original_shape, energy=result.energy,
-                          params=params, hdbscan=h, pca=result.pca, counts=result.counts)
+                          params=params, hdbscan=h, pca=result.pca, counts=result.counts,
+                          pooled=result.pooled)
     if result.spatial is None:
         return res
     # the same prior at the coupling the full run estimated (re-estimating it would redo the
@@ -374,7 +430,7 @@ def regularised_at(signal, result, beta):
 def _features_of(signal, result):
     """The (memoised) features a result was computed from."""
     from .features import compute_features
-    keys = ("bin_factor", "energy_range", "normalization", "scaling", "energy_bin")
+    keys = ("bin_factor", "energy_range", "normalization", "scaling", "energy_bin", "smoothing")
     kw = {k: result.params[k] for k in keys if k in result.params}
     mask = result.params.get("mask", "auto")
     return compute_features(as_signal(signal), mask="auto" if mask == "auto" else None, **kw)

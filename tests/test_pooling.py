@@ -1,0 +1,102 @@
+"""Spatially pooled features (``smoothing``), their counting-statistics null, and the choice of
+min_cluster_size among HDBSCAN's plateaus."""
+import numpy as np
+import pytest
+
+from helpers import cluster as C
+from helpers import multinomial as M
+from helpers import preprocess as P
+from helpers import workflows as W
+from helpers.simulate.scenes import random_scene
+
+
+def _two_phase_counts(rows=20, cols=20, dose=400, seed=0):
+    """A left/right two-phase map of 3 channels, counts high enough that each pixel is clear."""
+    rng = np.random.default_rng(seed)
+    left = np.arange(rows * cols) % cols < cols // 2
+    p = np.where(left[:, None], [0.6, 0.3, 0.1], [0.1, 0.3, 0.6])
+    return rng.poisson(dose * p).astype(float), left
+
+
+def test_smoothing_zero_is_the_identity_and_vacuum_gives_nothing():
+    c, _ = _two_phase_counts()
+    mask = np.ones(len(c), bool)
+    assert P.smooth_counts(c, (20, 20), mask, 0) is c
+    mask[:60] = False                                    # three vacuum rows
+    c[~mask] = 1e6                                       # would dominate if it leaked in
+    out = P.smooth_counts(c, (20, 20), mask, 1.0)
+    assert out.shape == c.shape and out.dtype == np.float32
+    np.testing.assert_array_equal(out[~mask], c[~mask])  # left as they were
+    assert out[mask].max() < 1e3                         # nothing leaked into the sample
+    # one pixel's worth: the pooled totals average the raw ones
+    assert out[mask].sum(1).mean() == pytest.approx(c[mask].sum(1).mean(), rel=0.02)
+
+
+def test_guided_pooling_keeps_the_edge_that_plain_pooling_blurs():
+    c, left = _two_phase_counts()
+    mask = np.ones(len(c), bool)
+    edge = (np.arange(400) % 20) == 9                    # last column of the left phase
+    plain = P.smooth_counts(c, (20, 20), mask, 1.5)
+    guided = P.smooth_counts(c, (20, 20), mask, 1.5, guide=c / c.sum(1, keepdims=True))
+    share = lambda x: x[edge, 0] / x[edge].sum(1)        # noqa: E731  (0.6 in the left phase)
+    assert share(plain).mean() < 0.5                     # plain: mixed with the right phase
+    assert share(guided).mean() > 0.55                   # guided: still the left phase
+    # and the pooled interior is less noisy than the raw counts
+    inner = left & ((np.arange(400) % 20) < 6) & (np.arange(400) // 20 > 3) \
+        & (np.arange(400) // 20 < 16)
+    assert np.std(guided[inner, 0]) < 0.5 * np.std(c[inner, 0])
+
+
+def test_pooled_null_is_below_the_per_pixel_null_of_the_same_pixels():
+    """Pooling averages the noise a split can exploit: the best split of pooled one-phase
+    surrogates gains several times less than the best split of raw ones."""
+    rng = np.random.default_rng(1)
+    rows, cols = np.divmod(np.arange(30 * 30), 30)
+    counts = rng.poisson(20 * np.array([0.5, 0.3, 0.2]), size=(900, 3))
+    raw = M.null_split_gain(counts)
+    totals, spectrum = counts.sum(1), counts.sum(0)
+    pooled = M.pooled_null_gain(totals, spectrum, rows, cols, 1.0)
+    assert 0 < pooled < raw / 2
+    assert M.pooled_null_gain(totals, spectrum, rows, cols, 1.0) == pooled   # remembered
+
+
+def test_plateau_runs_and_the_widest_plateau():
+    table = [(5, 4, 0.1), (6, 4, 0.1), (8, 2, 0.0), (12, 2, 0.0), (20, 2, 0.0), (30, 1, 0.0)]
+    runs = C.plateau_runs(table)
+    assert [(k, round(span, 3)) for _, span, k in runs] == [
+        (4, round(np.log(6 / 5), 3)), (2, round(np.log(20 / 8), 3)), (1, 0.0)]
+    assert runs[1][0] == int(round(np.sqrt(8 * 20)))
+    assert C.widest_plateau(table, 1000) == runs[1][0]
+
+
+@pytest.mark.slow   # UMAP
+def test_workflow2_looks_past_the_widest_plateau_when_it_hides_a_phase():
+    """Benchmark scene 10 (3-phase alloy, a 1-px boundary layer, 14 counts per pixel): the
+    widest plateau keeps one cluster; a coarser plateau splits the two large phases and the
+    counting statistics keep both (per-pixel features; pooled ones find both at once)."""
+    s, truth = random_scene(10, size=128)
+    r = W.workflow2(s, smoothing=0)
+    n = int(r.mask_binned.sum())
+    widest, _ = C.plateau_min_cluster_size(r.hdbscan, n)
+    assert r.params["min_cluster_size"] > widest
+    assert r.n_clusters == 2
+    keep = truth.labels >= 0
+    assert C.ari(r.labels[keep], truth.labels[keep]) > 0.45    # per-pixel ceiling 0.54
+
+
+@pytest.mark.slow   # UMAP
+def test_pooled_features_beat_the_per_pixel_ceiling_on_large_close_phases():
+    """Benchmark scene 26: two sulfides 3 at% apart in two metals, 40 counts per pixel, wide
+    lamellae. Pixel by pixel even the classifier that knows the spectra reaches ARI 0.26 and
+    workflow 2 finds one cluster; pooled over neighbours it finds both phases."""
+    s, truth = random_scene(26, size=128)
+    keep = truth.labels >= 0
+    per_pixel = W.workflow2(s, smoothing=0)
+    pooled = W.workflow2(s, smoothing=1.0)
+    assert pooled.n_clusters == 2
+    a_pooled = C.ari(pooled.labels[keep], truth.labels[keep])
+    assert a_pooled > 0.5 > C.ari(per_pixel.labels[keep], truth.labels[keep]) + 0.2
+    # the pooled counts, not the features' scaling, classify the pixels
+    assert pooled.pooled is not None and pooled.pooled.shape == pooled.counts.shape
+    moved = W.recluster_workflow2(pooled, pooled.params["min_cluster_size"])
+    assert C.ari(moved.labels, pooled.labels) == pytest.approx(1.0)
