@@ -216,12 +216,17 @@ def found_phases(labels, truth):
 
 
 def composition_errors(quant, labels, truth):
-    """Errors of each cluster's composition against its majority phase (purity >= MATCH_PURITY)."""
+    """Errors of each cluster's composition against its majority phase (purity >= MATCH_PURITY).
+    A cluster with no pixel left to quantify (NaN at%, e.g. a few pixels, all on boundaries)
+    is counted in ``n_unquantified``, not in the errors."""
     clusters, m = contingency(labels, truth)
     row = {int(c): i for i, c in enumerate(clusters)}
     per, errs, covered = [], [], []
-    unmatched = 0
+    unmatched = unquantified = 0
     for q in quant:
+        if not np.all(np.isfinite(q["at_percent"])):
+            unquantified += 1
+            continue
         i = row.get(q["cluster"])
         if i is None or m[i].sum() == 0:
             unmatched += 1
@@ -241,7 +246,7 @@ def composition_errors(quant, labels, truth):
                         coverage_2sigma=float(cov.mean())))
         errs += list(np.abs(e))
         covered += list(cov)
-    return dict(n_matched=len(per), n_unmatched=unmatched,
+    return dict(n_matched=len(per), n_unmatched=unmatched, n_unquantified=unquantified,
                 abs_error_median=float(np.median(errs)) if errs else None,
                 abs_error_max=float(np.max(errs)) if errs else None,
                 coverage_2sigma=float(np.mean(covered)) if covered else None,
@@ -654,6 +659,8 @@ def summarise(recs):
             comp_error_p90=float(np.percentile(errs, 90)) if errs else None,
             coverage_2sigma=float(np.mean(cov)) if cov else None,
             n_comp_values=len(errs),
+            n_unquantified=int(sum(r[w].get("composition", {}).get("n_unquantified", 0)
+                                   for r in runs)),
             time_median=float(np.median(_vals(ok, w, "time_s"))) if runs else None)
         s[w].update(_split_half_summary(runs, w), **_prior_summary(runs, w))
     c = np.array([r["ceiling"] for r in ok if r.get("ceiling") is not None])
@@ -770,7 +777,7 @@ def write_report(recs, args, md_path, png_path, elapsed, argv=None):
     w1, w2 = s["w1"], s["w2"]
 
     def row(name, key, fmt=lambda v: _fmt(v)):
-        L.append(f"| {name} | {fmt(w1[key])} | {fmt(w2[key])} |")
+        L.append(f"| {name} | {fmt(w1.get(key))} | {fmt(w2.get(key))} |")
     row("median ARI", "ari_median")
     row("median Δ = ARI − ceiling", "delta_median")
     row("10th percentile of Δ", "delta_p10")
@@ -795,6 +802,7 @@ def write_report(recs, args, md_path, png_path, elapsed, argv=None):
     row("90th percentile \\|composition error\\| (at%)", "comp_error_p90", lambda v: _fmt(v, 2))
     row("2σ coverage", "coverage_2sigma", lambda v: _fmt(v, 2))
     row("(cluster, element) values", "n_comp_values", str)
+    row("(clusters with no pixel left to quantify)", "n_unquantified", str)
     row("workflow errors", "n_error", str)
     row("median time per scene (s)", "time_median", lambda v: _fmt(v, 1))
     w1.setdefault("split_half_spearman", None)
