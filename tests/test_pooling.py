@@ -100,3 +100,41 @@ def test_pooled_features_beat_the_per_pixel_ceiling_on_large_close_phases():
     assert pooled.pooled is not None and pooled.pooled.shape == pooled.counts.shape
     moved = W.recluster_workflow2(pooled, pooled.params["min_cluster_size"])
     assert C.ari(moved.labels, pooled.labels) == pytest.approx(1.0)
+
+
+PA = np.array([0.61, 0.31, 0.11, 0.01]) / 1.04
+PB = np.array([0.11, 0.31, 0.61, 0.01]) / 1.04
+
+
+def _three_regions(middle, width=2, rows=24, cols=30, dose=300, seed=0):
+    """Phase a on the left, b on the right, and ``width`` columns of ``middle`` spectrum
+    between them (or, with middle=("grain", p), a square grain of p inside a)."""
+    rng = np.random.default_rng(seed)
+    pa, pb = PA, PB
+    r, c = np.divmod(np.arange(rows * cols), cols)
+    lab = np.where(c < cols // 2, 0, 1)
+    kind, pm = middle
+    if kind == "band":
+        sel = (c >= cols // 2 - width // 2) & (c < cols // 2 + width - width // 2)
+    else:
+        sel = (r >= 8) & (r < 16) & (c >= 3) & (c < 11)
+    lab = np.where(sel, 2, lab)
+    p = np.stack([pa, pb, pm])[lab]
+    counts = rng.poisson(dose * p)
+    return counts, lab, r, c, pa, pb
+
+
+def test_a_boundary_band_of_mixed_pixels_is_recognised_and_a_real_phase_is_not():
+    mix = (PA + PB) / 2
+    counts, lab, r, c, pa, pb = _three_regions(("band", mix))
+    found = M.boundary_mixtures(counts, lab, r, c)
+    assert [f[:3] for f in found] == [(2, 0, 1)]
+    g, alpha = M.mixture_gain(counts[lab == 2].sum(0), pa, pb)
+    assert abs(alpha - 0.5) < 0.05
+    # a thin layer of its own composition at the same place stays
+    other = np.array([0.3, 0.2, 0.2, 0.3])
+    counts, lab, r, c, *_ = _three_regions(("band", other))
+    assert M.boundary_mixtures(counts, lab, r, c) == []
+    # and a grain whose spectrum lies between a and b, inside a, is a phase, not a boundary
+    counts, lab, r, c, *_ = _three_regions(("grain", mix))
+    assert M.boundary_mixtures(counts, lab, r, c) == []

@@ -23,7 +23,7 @@ from ..cluster import (UMAP_EPOCHS, UMAP_NEIGHBOURS, HDBSCANResult, check_int,
                        plateau_min_cluster_size, plateau_runs, poisson_mixture_refine,
                        recluster)
 from ..errors import ParameterError
-from ..multinomial import assign_by_likelihood, merge_insignificant
+from ..multinomial import assign_by_likelihood, boundary_mixtures, merge_insignificant
 from ..preprocess import upsample_labels
 from ..spatial import regularise_labels
 from .features import as_signal, embedding_for, pca_of_features, spatial_counts
@@ -259,14 +259,17 @@ def _significant_plateau(base, n, emb, counts, q, pooling):
     coarser ones; ties go to the wider plateau. The widest plateau alone can be one where
     HDBSCAN's excess of mass keeps three phases as one parent (benchmark scene 17: 2 clusters
     from 5 to 79 pixels, 3 from 89 up); the counts, not the tree's shape, then decide. Finer
-    plateaus are not tried: their small fragments pass the merge test on pooled features too
-    easily (its null is calibrated on large splits) and over-split one-phase regions."""
+    plateaus are not tried: their small fragments over-split one-phase regions (8-10 clusters
+    on benchmark scenes whose phases cannot be told apart, when every plateau was tried). A
+    plateau with no more clusters than the best so far keeps can not win and is skipped."""
     mcs0, table = plateau_min_cluster_size(base, n)
     if not q.merge_splits:
         return mcs0
+    runs = [r for r in plateau_runs(table) if r[0] == mcs0] + \
+        [r for r in plateau_runs(table) if r[0] > mcs0 and r[1] > 0]
     best = None
-    for mid, span, k in plateau_runs(table):
-        if k < 1 or k > MAX_PLATEAU_CLUSTERS or mid < mcs0 or (span <= 0 and mid != mcs0):
+    for mid, span, k in runs:
+        if k < 1 or k > MAX_PLATEAU_CLUSTERS or (best is not None and k <= best[0][0]):
             continue
         h = recluster(base, mid, q.allow_single_cluster, embedding=emb,
                       selection=q.cluster_selection)
@@ -312,6 +315,12 @@ def _counting_statistics(counts, h, merge, assign, random_state, split_factor=No
     if merge:
         labels, _ = merge_insignificant(counts, labels, factor=split_factor,
                                         random_state=random_state, pooling=pooling)
+    if pooling is not None and assign:
+        # pooled features gather a grain boundary's mixed pixels into a cluster: its pixels
+        # go back to the clusters that explain them
+        for k, *_ in boundary_mixtures(counts, labels, pooling[0], pooling[1],
+                                       random_state=random_state):
+            labels = np.where(labels == k, -1, labels)
     if assign:
         # pooled clusters are already spatially informed: classification EM on top of them
         # drifts to one cluster where phases differ by little (seed 26 of the benchmark)
