@@ -26,6 +26,11 @@ of highest multinomial likelihood (with the clusters' shares as prior) and its p
 stays noise (-1) only where no cluster reaches :data:`AMBIGUOUS_POSTERIOR`, i.e. where the data
 cannot decide, not merely because its own spectrum is noisy.
 
+**Clusters found on pooled features** (workflow 2's default, each pixel's counts pooled with
+its like neighbours): a split is judged against pooled one-phase noise
+(:func:`pooled_null_gain`, margin :data:`POOLED_SPLIT_FACTOR`), and a cluster that is only the
+boundary between two others (:func:`boundary_mixtures`) is given back to them.
+
 Hand-written: scikit-learn and hdbscan have no multinomial mixture.
 """
 from __future__ import annotations
@@ -222,7 +227,9 @@ def merge_insignificant(counts, labels, factor=None, random_state=0, pooling=Non
                         null = pooled_null_gain(totals[pair], spec[a] + spec[b],
                                                 pooling[0][pair], pooling[1][pair], pooling[2],
                                                 random_state=random_state)
-                    ratio[(a, b)] = (g / null if null > 0 else np.inf, g, null)
+                    # no counts at all (a map whose lines hold nothing): nothing to split on
+                    r = g / null if null > 0 else (0.0 if g <= 0 else np.inf)
+                    ratio[(a, b)] = (r, g, null)
         (a, b), (r, g, null) = min(((p, v) for p, v in ratio.items()
                                     if p[0] in ks and p[1] in ks), key=lambda pv: pv[1][0])
         if r >= factor:

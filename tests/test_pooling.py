@@ -138,3 +138,16 @@ def test_a_boundary_band_of_mixed_pixels_is_recognised_and_a_real_phase_is_not()
     # and a grain whose spectrum lies between a and b, inside a, is a phase, not a boundary
     counts, lab, r, c, *_ = _three_regions(("grain", mix))
     assert M.boundary_mixtures(counts, lab, r, c) == []
+
+
+@pytest.mark.parametrize("pooled", [False, True])
+def test_clusters_of_pixels_without_counts_are_merged_into_one(pooled):
+    """A map whose lines hold no counts (the real velox_EELS_EDS file): HDBSCAN cuts the
+    featureless embedding anyhow; with nothing to split on, the merge joins every piece, so
+    every pixel gets the one cluster instead of noise."""
+    counts = np.zeros((60, 5))
+    labels = np.repeat([0, 1, 2], 20)
+    rows, cols = np.divmod(np.arange(60), 10)
+    merged, _ = M.merge_insignificant(counts, labels,
+                                      pooling=(rows, cols, 1.0) if pooled else None)
+    assert set(merged) == {0}

@@ -180,8 +180,8 @@ def workflow2(signal, params=None, *, cache=True, **overrides):
         cluster count over min_cluster_size and the coarser ones, the one whose clusters the
         counting statistics keep most of, :func:`_significant_plateau`, found by
         re-condensing the tree), ``min_samples`` (HDBSCAN's density smoothing; None = 5, or
-        min_cluster_size if smaller: fewer thin-edge pixels called noise), ``umap_input`` ("pca": the PCA scores, faster
-        and less noisy; "spectra": the full scaled spectra, the paper's way),
+        min_cluster_size if smaller: fewer thin-edge pixels called noise), ``umap_input``
+        ("pca": the PCA scores, faster and less noisy; "spectra": the paper's way),
         ``n_components`` (for "pca"; None = the larger of the automatic elbow and
         2 × ``umap_dims``: UMAP needs more input than output dimensions), ``umap_dims`` and
         ``n_neighbors`` (paper: 4-D; min_dist 0, Euclidean), ``n_epochs`` (None:
