@@ -156,13 +156,8 @@ def _compute_features(signal, dh, bin_factor, energy_range, normalization, scali
                         f"x{prep['bin_factor']} and masking vacuum/support (at least "
                         f"{MIN_SAMPLE_PIXELS} are needed): try BIN_FACTOR = 1, mask=None, or a "
                         "larger map; check that the map holds counts.")
-    def pool(c):
-        if not smoothing:
-            return c
-        return smooth_counts(c, (rb, cb), m, smoothing,
-                             guide=_guide(c, m, normalization, scaling))
-
-    pooled = pool(counts)
+    pooled = counts if not smoothing else smooth_counts(
+        counts, (rb, cb), m, smoothing, guide=_guide(counts, m, normalization, scaling))
     if getattr(signal, "_lazy", False):   # block-wise: no float64 copies of the matrix
         X = lazy_features(pooled, normalization, scaling, fit_mask=m)
     else:
