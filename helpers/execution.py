@@ -230,6 +230,12 @@ def _kernel_environment():
                         os.environ[key] = value
 
 
+#: Seconds a kernel may take to start (papermill's default, 60, failed a clean-clone test run
+#: once: "Kernel didn't respond in 60 seconds" while two other kernels loaded HyperSpy on the
+#: 2 cores). A slow start is not a failure of the input; a hung cell still hits ``timeout``.
+KERNEL_START_TIMEOUT = 180
+
+
 def execute_notebook(source, target, parameters=None, cwd=None, timeout=None, kernel_log=None,
                      threads=None):
     """Execute one notebook with papermill in the current interpreter's kernel.
@@ -271,7 +277,7 @@ def execute_notebook(source, target, parameters=None, cwd=None, timeout=None, ke
                 str(source), str(target), parameters=parameters or {}, kernel_name="python3",
                 language="python",
                 cwd=str(cwd or Path(source).parent), progress_bar=False, log_output=False,
-                execution_timeout=timeout,
+                execution_timeout=timeout, start_timeout=KERNEL_START_TIMEOUT,
                 kernel_manager_class=kernel_manager_class(str(kernel_log) if kernel_log else None,
                                                           threads))
     except CellTimeoutError as exc:
