@@ -273,10 +273,15 @@ def execute_notebook(source, target, parameters=None, cwd=None, timeout=None, ke
     logging.getLogger("papermill").setLevel(logging.ERROR)
     try:
         with _kernel_environment():
+            # the kernel's working folder goes to nbclient ("resources"), not papermill's
+            # ``cwd``: papermill os.chdir()s the whole process, and notebooks run side by side
+            # in threads (helpers.notebook_graph) raced on it, leaving the caller in a
+            # notebook's folder
             return papermill.execute_notebook(
-                str(source), str(target), parameters=parameters or {}, kernel_name="python3",
-                language="python",
-                cwd=str(cwd or Path(source).parent), progress_bar=False, log_output=False,
+                str(Path(source).resolve()), str(Path(target).resolve()),
+                parameters=parameters or {}, kernel_name="python3", language="python",
+                resources={"metadata": {"path": str(Path(cwd or Path(source).parent).resolve())}},
+                progress_bar=False, log_output=False,
                 execution_timeout=timeout, start_timeout=KERNEL_START_TIMEOUT,
                 kernel_manager_class=kernel_manager_class(str(kernel_log) if kernel_log else None,
                                                           threads))

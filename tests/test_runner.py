@@ -386,3 +386,27 @@ def test_every_test_has_a_time_limit(pytestconfig):
     with its name instead of stalling CI until its 90-minute limit."""
     assert pytestconfig.pluginmanager.hasplugin("timeout")
     assert 0 < float(pytestconfig.getini("timeout")) <= 900
+
+
+@pytest.mark.slow
+def test_notebooks_side_by_side_keep_the_callers_folder(tmp_path):
+    """Each kernel starts in its notebook's folder, and running two at once in threads (as
+    helpers.notebook_graph does) leaves the calling process where it was: papermill's own
+    ``cwd`` chdir()s the whole process, and two threads raced on it."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    here = os.getcwd()
+    jobs = []
+    for name in ("a", "b"):
+        d = tmp_path / name
+        d.mkdir()
+        nbformat.write(_notebook("OUTPUT_DIR = None",
+                                 "import os\nopen('where.txt', 'w').write(os.getcwd())"),
+                       d / "01_where.ipynb")
+        jobs.append(d)
+    with ThreadPoolExecutor(2) as pool:
+        list(pool.map(lambda d: execution.execute_notebook(d / "01_where.ipynb",
+                                                           d / "out.ipynb"), jobs))
+    assert os.getcwd() == here
+    for d in jobs:
+        assert Path((d / "where.txt").read_text()).resolve() == d.resolve()
