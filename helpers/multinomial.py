@@ -116,18 +116,24 @@ def _null_gain(totals, spectrum, n_draws=NULL_DRAWS, random_state=0):
     spectrum = np.ascontiguousarray(spectrum, dtype=float)
     key = (hashlib.blake2b(totals.tobytes() + spectrum.tobytes(), digest_size=16).hexdigest(),
            totals.size, int(n_draws), random_state)
-    if key in _NULL_MEMO:
-        return _NULL_MEMO[key]
     if not spectrum.sum() > 0:
         return 0.0
     p = spectrum / spectrum.sum()
+    return _remembered_null(key, lambda rng: rng.multinomial(totals, p).astype(float),
+                            n_draws, random_state)
+
+
+def _remembered_null(key, draw, n_draws, random_state):
+    """Largest best-split G of ``n_draws`` surrogates ``draw(rng)``, remembered under ``key``
+    for the process (the null functions' keys hold everything their surrogates depend on)."""
+    if key in _NULL_MEMO:
+        return _NULL_MEMO[key]
     rng = np.random.default_rng(random_state)
-    draws = [_best_two_way_split(rng.multinomial(totals, p).astype(float), rng)
-             for _ in range(int(n_draws))]
+    value = float(max(_best_two_way_split(draw(rng), rng) for _ in range(int(n_draws))))
     if len(_NULL_MEMO) >= 256:
         _NULL_MEMO.clear()
-    _NULL_MEMO[key] = float(max(draws))
-    return _NULL_MEMO[key]
+    _NULL_MEMO[key] = value
+    return value
 
 
 _NULL_MEMO = {}
@@ -157,8 +163,6 @@ def pooled_null_gain(totals, spectrum, rows, cols, sigma, n_draws=NULL_DRAWS, ra
     key = ("pooled", hashlib.blake2b(totals.tobytes() + spectrum.tobytes() + rows.tobytes()
                                      + cols.tobytes(), digest_size=16).hexdigest(),
            float(sigma), int(n_draws), random_state)
-    if key in _NULL_MEMO:
-        return _NULL_MEMO[key]
     if not spectrum.sum() > 0 or totals.size < 4:
         return 0.0
     p = spectrum / spectrum.sum()
@@ -167,17 +171,14 @@ def pooled_null_gain(totals, spectrum, rows, cols, sigma, n_draws=NULL_DRAWS, ra
     m = np.zeros(shape, np.float32)
     m[rows - r0, cols - c0] = 1
     den = gaussian_filter(m, sigma, mode="constant", truncate=2.0)[rows - r0, cols - c0]
-    rng = np.random.default_rng(random_state)
-    draws = []
-    for _ in range(int(n_draws)):
+
+    def draw(rng):
         cube = np.zeros(shape + (p.size,), np.float32)
         cube[rows - r0, cols - c0] = rng.multinomial(totals, p)
         num = gaussian_filter(cube, (sigma, sigma, 0), mode="constant", truncate=2.0)
-        draws.append(_best_two_way_split(num[rows - r0, cols - c0] / den[:, None], rng))
-    if len(_NULL_MEMO) >= 256:
-        _NULL_MEMO.clear()
-    _NULL_MEMO[key] = float(max(draws))
-    return _NULL_MEMO[key]
+        return num[rows - r0, cols - c0] / den[:, None]
+
+    return _remembered_null(key, draw, n_draws, random_state)
 
 
 def merge_insignificant(counts, labels, factor=None, random_state=0, pooling=None):

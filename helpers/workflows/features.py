@@ -40,13 +40,19 @@ class Features:
 
     @property
     def pooling(self):
-        """(rows, cols, sigma) of the clustered pixels on the binned grid when the features were
-        pooled (for :func:`helpers.multinomial.merge_insignificant`), else None."""
-        sigma = self.params.get("smoothing", 0)
-        if not sigma:
-            return None
-        rows, cols = np.divmod(np.flatnonzero(self.mask), self.binned_shape[1])
-        return rows, cols, float(sigma)
+        """:func:`pooling_grid` of these features."""
+        return pooling_grid(self.mask, self.binned_shape, self.params)
+
+
+def pooling_grid(mask, binned_shape, params):
+    """(rows, cols, sigma) of the clustered pixels (``mask``, flat, on the binned grid) when
+    the features were pooled (``params["smoothing"]``), for
+    :func:`helpers.multinomial.merge_insignificant`; None for per-pixel features."""
+    sigma = params.get("smoothing", 0)
+    if not sigma:
+        return None
+    rows, cols = np.divmod(np.flatnonzero(np.ravel(mask)), binned_shape[1])
+    return rows, cols, float(sigma)
 
     @property
     def mask_image(self):

@@ -26,7 +26,7 @@ from ..errors import ParameterError
 from ..multinomial import assign_by_likelihood, boundary_mixtures, merge_insignificant
 from ..preprocess import upsample_labels
 from ..spatial import regularise_labels
-from .features import as_signal, embedding_for, pca_of_features, spatial_counts
+from .features import as_signal, embedding_for, pca_of_features, pooling_grid, spatial_counts
 from .params import resolve
 
 
@@ -265,8 +265,8 @@ def _significant_plateau(base, n, emb, counts, q, pooling):
     mcs0, table = plateau_min_cluster_size(base, n)
     if not q.merge_splits:
         return mcs0
-    runs = [r for r in plateau_runs(table) if r[0] == mcs0] + \
-        [r for r in plateau_runs(table) if r[0] > mcs0 and r[1] > 0]
+    runs = plateau_runs(table)
+    runs = [r for r in runs if r[0] == mcs0] + [r for r in runs if r[0] > mcs0 and r[1] > 0]
     best = None
     for mid, span, k in runs:
         if k < 1 or k > MAX_PLATEAU_CLUSTERS or (best is not None and k <= best[0][0]):
@@ -330,16 +330,6 @@ def _counting_statistics(counts, h, merge, assign, random_state, split_factor=No
     return labels, proba
 
 
-def _pooling_of(result):
-    """(rows, cols, sigma) of a workflow-2 result's clustered pixels when its features were
-    pooled (as :attr:`helpers.workflows.features.Features.pooling`), else None."""
-    sigma = result.params.get("smoothing", 0)
-    if not sigma:
-        return None
-    rows, cols = np.divmod(np.flatnonzero(result.mask_binned.ravel()), result.binned_shape[1])
-    return rows, cols, float(sigma)
-
-
 def recluster_workflow2(result, min_cluster_size):
     """Workflow-2 result at a new ``min_cluster_size``, from the stored HDBSCAN tree.
 
@@ -354,7 +344,8 @@ def recluster_workflow2(result, min_cluster_size):
                                          result.params.get("assign_noise"),
                                          result.params.get("random_state", 0),
                                          result.params.get("split_factor"),
-                                         _pooling_of(result), result.pooled)
+                                         pooling_grid(result.mask_binned, result.binned_shape,
+                                                      result.params), result.pooled)
     grid = (result.binned_shape, result.bin_factor, result.original_shape)
     lb, up, prob_up = _on_grids(grid, m, labels, proba)
     params = dict(result.params, min_cluster_size=int(min_cluster_size))
