@@ -382,19 +382,61 @@ def recluster(result, min_cluster_size, allow_single_cluster=None, embedding=Non
     allow_single_cluster : bool, optional; default: the value used for ``result``
     embedding : (n, d) array, optional; only used to break ties in cluster numbering
     selection : "eom" (HDBSCAN's excess of mass) or "leaf" (the finest clusters of the
-        condensed tree)
+        condensed tree); "split" selects as "eom" (workflow 2 then splits the clusters along
+        the tree where the counts demand, :func:`helpers.multinomial.split_along_tree`)
     """
     tree = _stored_tree(result)
     n = tree.shape[0] + 1
     min_cluster_size = check_int(min_cluster_size, "min_cluster_size", 2, n,
                                   "use a number of (binned) pixels between 2 and the pixel count.")
     asc = result.allow_single_cluster if allow_single_cluster is None else allow_single_cluster
-    if selection not in ("eom", "leaf"):
-        raise ParameterError(f"selection must be 'eom' or 'leaf', got {selection!r}.")
-    labels, proba = _labels_from_tree(tree, min_cluster_size, asc, embedding, selection)
+    if selection not in ("eom", "leaf", "split"):
+        raise ParameterError(f"selection must be 'eom', 'leaf' or 'split', got {selection!r}.")
+    labels, proba = _labels_from_tree(tree, min_cluster_size, asc, embedding,
+                                      "leaf" if selection == "leaf" else "eom")
     return HDBSCANResult(labels=labels, probabilities=proba, single_linkage_tree=tree,
                          min_cluster_size=min_cluster_size, min_samples=result.min_samples,
                          allow_single_cluster=asc)
+
+
+def condensed_subtrees(tree, min_cluster_size):
+    """The clusters of hdbscan's condensed tree at ``min_cluster_size`` as point sets.
+
+    Returns ``children`` (dict: cluster node -> its two child cluster nodes, absent for a leaf),
+    ``members(node)``, the (n,) bool mask of every point under ``node`` (memoised), and
+    ``node_of(mask)``, the smallest cluster node holding every point of ``mask`` (an
+    excess-of-mass cluster's node), for :func:`helpers.multinomial.split_along_tree` to test its
+    splits. hdbscan's own ``condense_tree``; the point sets are not in its API.
+    """
+    from hdbscan._hdbscan_tree import condense_tree
+
+    tree = np.asarray(tree, dtype=np.float64)
+    ct = condense_tree(tree, int(min_cluster_size))
+    n = tree.shape[0] + 1
+    is_cluster = ct["child_size"] > 1
+    children, parent = {}, {}
+    for p, c in zip(ct["parent"][is_cluster].tolist(), ct["child"][is_cluster].tolist()):
+        children.setdefault(p, []).append(c)
+        parent[c] = p
+    direct = np.full(n, -1, np.int64)       # each point's cluster when it left the tree
+    direct[ct["child"][~is_cluster]] = ct["parent"][~is_cluster]
+    memo = {}
+
+    def members(node):
+        if node not in memo:
+            m = direct == node
+            for ch in children.get(node, []):
+                m = m | members(ch)
+            memo[node] = m
+        return memo[node]
+
+    def node_of(mask):
+        node = int(direct[np.flatnonzero(mask)[0]])
+        while not np.all(members(node)[mask]) and node in parent:
+            node = parent[node]
+        return node
+
+    return children, members, node_of
 
 
 # --------------------------------------------------------------------------------------------

@@ -401,5 +401,5 @@ def test_leaf_selection_is_at_least_as_fine_as_eom_and_bad_names_are_refused():
     for k in range(leaf.n_clusters):          # every leaf cluster lies inside one EOM cluster
         inside = eom.labels[leaf.labels == k]
         assert np.unique(inside[inside >= 0]).size <= 1
-    with pytest.raises(ParameterError, match="'eom' or 'leaf'"):
+    with pytest.raises(ParameterError, match="'eom', 'leaf' or 'split'"):
         C.recluster(h, 30, selection="finest")

@@ -63,9 +63,10 @@ class WorkflowParams:
     Workflow 2: ``min_cluster_size`` (None/"auto": plateau of the cluster count),
     ``min_samples`` (None: 5), ``umap_input`` ("pca" or "spectra"), ``umap_dims``,
     ``n_neighbors``, ``n_epochs`` (None: :data:`helpers.cluster.UMAP_EPOCHS`),
-    ``allow_single_cluster``, ``cluster_selection`` ("eom": HDBSCAN's excess of mass; "leaf":
-    the finest clusters of the tree at the min_cluster_size that the EOM plateau rule still
-    chooses, the merge then joins splits that are only noise), ``merge_splits`` (merge
+    ``allow_single_cluster``, ``cluster_selection`` ("split": HDBSCAN's excess of mass, each
+    cluster then split along the tree where the counts demand; "eom": excess of mass alone;
+    "leaf": the finest clusters of the tree at the min_cluster_size that the EOM plateau rule
+    still chooses, the merge then joins splits that are only noise), ``merge_splits`` (merge
     clusters whose split is no more than noise makes,
     :func:`helpers.multinomial.merge_insignificant`; ``split_factor``: how many times the best
     split of one-phase surrogates a split must gain, None =
@@ -98,12 +99,15 @@ class WorkflowParams:
     n_neighbors: int = 15
     n_epochs: int = None
     allow_single_cluster: bool = False
-    # "leaf" (over-segment, then the counting-statistics merge joins splits that are only
-    # noise) did better on benchmarks/generalisation_leaf.md (34 random scenes: phases found
-    # 66 vs 58 / 118, median ARI - ceiling -0.034 vs -0.063, p10 -0.222 vs -0.243, split-half
-    # Spearman 0.761 vs 0.700) but fails two workflow-2 tests: hea6 96 px gives 7 clusters
-    # instead of 4 at random_state=1, and hea7_coreshell loses its core (1 cluster); EOM stays.
-    cluster_selection: str = "eom"
+    # "split": excess of mass, then each cluster split along its subtree where the counts
+    # demand (helpers.multinomial.split_along_tree). On the random-scene benchmark (34 scenes,
+    # benchmarks/generalisation_split3.md against generalisation.md) workflow 2's median
+    # ARI - ceiling went from +0.011 to +0.055, its 10th percentile from -0.118 to -0.036,
+    # phases found from 67 to 76 of 118, no scene worse; on 30 held-out scenes (seeds 34-63,
+    # generalisation_heldout_split.md against _heldout_eom.md) p10 -0.110 to -0.032, one
+    # scene 0.015 worse. "leaf" (every finest cluster, then the merge) over-split thick
+    # phases (max noise 0.35, generalisation_pooled_leaf.md) and failed hea6 / hea7_coreshell.
+    cluster_selection: str = "split"
     merge_splits: bool = True
     split_factor: float = None
     assign_noise: bool = True

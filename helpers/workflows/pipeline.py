@@ -19,11 +19,12 @@ import numpy as np
 from .. import cache as _cache   # (workflow functions take a ``cache`` flag)
 from .. import results
 from ..cluster import (UMAP_EPOCHS, UMAP_NEIGHBOURS, HDBSCANResult, check_int,
-                       default_min_cluster_size, gmm_cluster, hdbscan_cluster,
+                       condensed_subtrees, default_min_cluster_size, gmm_cluster, hdbscan_cluster,
                        plateau_min_cluster_size, plateau_runs, poisson_mixture_refine,
                        recluster)
 from ..errors import ParameterError
-from ..multinomial import assign_by_likelihood, boundary_mixtures, merge_insignificant
+from ..multinomial import (assign_by_likelihood, boundary_mixtures, merge_insignificant,
+                           split_along_tree)
 from ..preprocess import upsample_labels
 from ..spatial import regularise_labels
 from .features import as_signal, embedding_for, pca_of_features, pooling_grid, spatial_counts
@@ -189,10 +190,10 @@ def workflow2(signal, params=None, *, cache=True, **overrides):
         must propose two clusters, the counting-statistics merge joins them again when their
         split is no more than noise, so uniform hea7 particles end as one cluster; True hid
         real phases on the random-scene benchmark, 45 against 53 of 118 found),
-        ``cluster_selection`` (default "eom":
-        HDBSCAN's excess of mass; "leaf": at the min_cluster_size chosen as above (the plateau
-        is counted with EOM), the finest clusters of the condensed tree, the merge joining the
-        splits that are only noise; see the benchmark numbers at :class:`WorkflowParams`),
+        ``cluster_selection`` (default "split": excess of mass, then each cluster split along
+        its subtree where two branches differ by more than one-phase noise,
+        :func:`helpers.multinomial.split_along_tree`; "eom" or "leaf": HDBSCAN's own; see
+        :class:`WorkflowParams` for the benchmark numbers),
         ``random_state``, ``max_components``.
     cache : bool
     **overrides
@@ -230,7 +231,7 @@ def workflow2(signal, params=None, *, cache=True, **overrides):
     if auto:
         mcs = _significant_plateau(base, n, emb[m], feats.counts[m], q, feats.pooling)
     # the stored tree's own labels are EOM's at its min_cluster_size; anything else re-selects
-    same = mcs == base.min_cluster_size and q.cluster_selection == "eom" and \
+    same = mcs == base.min_cluster_size and q.cluster_selection in ("eom", "split") and \
         bool(q.allow_single_cluster) == base.allow_single_cluster
     h = base if same else recluster(base, mcs, q.allow_single_cluster, embedding=emb[m],
                                     selection=q.cluster_selection)
@@ -242,7 +243,7 @@ def workflow2(signal, params=None, *, cache=True, **overrides):
     pooled = None if feats.pooled is None else feats.pooled[m]
     labels, proba = _counting_statistics(feats.counts[m], h, q.merge_splits, q.assign_noise,
                                          q.random_state, q.split_factor, feats.pooling,
-                                         pooled)
+                                         pooled, q.cluster_selection)
     res = _result(2, feats, p, labels, proba, int(labels.max() + 1), info, embedding=emb,
                   hdbscan=h, counts=feats.counts[m], pooled=pooled)
     return apply_spatial_prior(signal, feats, res, q.spatial_beta)
@@ -302,8 +303,10 @@ def apply_spatial_prior(signal, feats, result, beta):
 
 
 def _counting_statistics(counts, h, merge, assign, random_state, split_factor=None,
-                         pooling=None, pooled=None):
-    """HDBSCAN's clusters judged by the counts: splits no bigger than noise makes merged
+                         pooling=None, pooled=None, selection="eom"):
+    """HDBSCAN's clusters judged by the counts: with ``selection`` "split", clusters split
+    along the tree where the counts demand (:func:`helpers.multinomial.split_along_tree`);
+    splits no bigger than noise makes merged
     (:func:`helpers.multinomial.merge_insignificant`), every pixel to the cluster that explains
     it (:func:`helpers.multinomial.assign_by_likelihood`). Returns labels and a per-pixel
     membership (HDBSCAN's, or the posterior of the assigned cluster)."""
@@ -312,6 +315,11 @@ def _counting_statistics(counts, h, merge, assign, random_state, split_factor=No
         return labels, proba
     if labels.max() < 0:          # no dense group at all: one cluster, for the counts to judge
         labels = np.zeros_like(labels)
+    elif merge and selection == "split":
+        labels, _ = split_along_tree(counts, labels,
+                                     *condensed_subtrees(h.single_linkage_tree,
+                                                         h.min_cluster_size),
+                                     random_state=random_state, pooling=pooling)
     if merge:
         labels, _ = merge_insignificant(counts, labels, factor=split_factor,
                                         random_state=random_state, pooling=pooling)
@@ -345,7 +353,8 @@ def recluster_workflow2(result, min_cluster_size):
                                          result.params.get("random_state", 0),
                                          result.params.get("split_factor"),
                                          pooling_grid(result.mask_binned, result.binned_shape,
-                                                      result.params), result.pooled)
+                                                      result.params), result.pooled,
+                                         result.params.get("cluster_selection", "eom"))
     grid = (result.binned_shape, result.bin_factor, result.original_shape)
     lb, up, prob_up = _on_grids(grid, m, labels, proba)
     params = dict(result.params, min_cluster_size=int(min_cluster_size))
