@@ -17,16 +17,19 @@ NOTEBOOK_NAMES = ("BIN_FACTOR", "N_COMPONENTS", "RANDOM_STATE", "N_CLUSTERS", "M
                   "MIN_SAMPLES", "UMAP_INPUT", "SPATIAL_BETA", "SMOOTHING")
 
 
-#: ``smoothing`` when not given, per workflow. Workflow 2 pools: on the random-scene benchmark
-#: (34 scenes, benchmarks/generalisation.md against generalisation_per_pixel.md) its median
-#: ARI - ceiling went from -0.048 to +0.011, the 10th percentile from -0.216 to -0.118 and the
-#: phases found from 60 to 67 of 118, hea6/hea7 and the real JEOL map keeping their clusters.
-#: Workflow 1 stays per pixel, as in the paper: pooled, its benchmark numbers rise as much
-#: (median -0.033 to +0.054), but its mixture of pooled features is less reproducible on
-#: hea6 at 64x64 (split-half overlap of one grain cluster 0.32 against >= 0.6) and, asked for
-#: three clusters on one uniform phase, it returns one large cluster that overlaps itself
-#: across halves (0.76) as a real phase would; see benchmarks/generalisation_pooled_sf1.md.
-DEFAULT_SMOOTHING = {1: 0.0, 2: 1.0}
+#: ``smoothing`` when not given, per workflow: both pool. Workflow 2 on the random-scene
+#: benchmark (34 scenes, benchmarks/generalisation_per_pixel.md against
+#: generalisation_pooled_sf2.md): median ARI - ceiling -0.048 to +0.011, 10th percentile
+#: -0.216 to -0.118, phases found 60 to 67 of 118. Workflow 1 pools since its refinement
+#: became a multinomial mixture chosen by the counts' likelihood over its GMM starts
+#: (helpers.workflows.pipeline._counts_mixture): median -0.032 per pixel against +0.072
+#: pooled, 10th percentile -0.144 against -0.058 (generalisation_w1_per_pixel.md against
+#: generalisation.md; held-out seeds 34-63: -0.020 to +0.043 and -0.168 to -0.104 against
+#: the former per-pixel workflow 1, generalisation_heldout_new.md); hea6 at 64 x 64 comes back in
+#: both halves of its counts (split-half ARI 0.85, every cluster's overlap >= 0.8), and three
+#: clusters asked of one uniform phase still dissolve across halves (largest overlap 0.41).
+#: ``SMOOTHING = 0`` is the paper's pixel-by-pixel workflow.
+DEFAULT_SMOOTHING = {1: 1.0, 2: 1.0}
 
 
 def check_smoothing(value):
@@ -55,7 +58,7 @@ class WorkflowParams:
     counts; sigma > 0: the features are built from counts pooled over neighbours with
     edge-preserving weights, :func:`helpers.preprocess.smooth_counts`, pixels are classified
     by their pooled counts and the merge's null is pooled alike; None: the workflow's
-    default, :data:`DEFAULT_SMOOTHING`, 0 for workflow 1 and 1 for workflow 2).
+    default, :data:`DEFAULT_SMOOTHING`, 1 for both).
     PCA (both): ``n_components`` (None: workflow 1 keeps as many as ``n_clusters``, workflow 2
     the larger of the scree elbow and 2 x ``umap_dims``), ``max_components``, ``random_state``.
     Workflow 1: ``n_clusters``, ``n_init``, ``covariance_type``, ``refine`` (multinomial
