@@ -195,7 +195,7 @@ def _pipeline_ours(sig, T, mcs=None, min_samples=None, umap_input="pca"):
     T.wrap(feats, "compute_features", "features")
     T.wrap(feats, "pca", "PCA")
     T.wrap(pipe, "gmm_cluster", "GMM")
-    T.wrap(pipe, "poisson_mixture_refine", "GMM")      # workflow 1's Poisson refinement
+    T.wrap(pipe, "mixture_em", "GMM")      # workflow 1: the multinomial mixture of the counts
     T.wrap(feats, "umap_embed", "UMAP")
     T.wrap(pipe, "hdbscan_cluster", "HDBSCAN")
     # automatic min_cluster_size: the plateau scan, then the labels at the value it chose

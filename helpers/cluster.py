@@ -295,6 +295,7 @@ class HDBSCANResult:
     min_cluster_size: int = 0
     min_samples: int = 0
     allow_single_cluster: bool = False
+    condensed_tree: np.ndarray = field(repr=False, default=None)  # hdbscan's, or None
 
     @property
     def n_clusters(self):
@@ -310,11 +311,11 @@ def _labels_from_tree(tree, min_cluster_size, allow_single_cluster, features=Non
     # hdbscan's own condense/stability/selection step (hdbscan.hdbscan_._tree_to_labels):
     # it only needs the single-linkage tree, so UMAP and the MST are not recomputed.
     from hdbscan.hdbscan_ import _tree_to_labels
-    labels, proba, *_ = _tree_to_labels(None, tree, min_cluster_size=int(min_cluster_size),
-                                        cluster_selection_method=selection,
-                                        allow_single_cluster=bool(allow_single_cluster))
+    labels, proba, _, condensed, _ = _tree_to_labels(
+        None, tree, min_cluster_size=int(min_cluster_size), cluster_selection_method=selection,
+        allow_single_cluster=bool(allow_single_cluster))
     new, _ = relabel_by_size(labels, features)
-    return new, np.asarray(proba, float)
+    return new, np.asarray(proba, float), condensed
 
 
 def hdbscan_cluster(embedding, min_cluster_size, min_samples, allow_single_cluster=False):
@@ -392,51 +393,72 @@ def recluster(result, min_cluster_size, allow_single_cluster=None, embedding=Non
     asc = result.allow_single_cluster if allow_single_cluster is None else allow_single_cluster
     if selection not in ("eom", "leaf", "split"):
         raise ParameterError(f"selection must be 'eom', 'leaf' or 'split', got {selection!r}.")
-    labels, proba = _labels_from_tree(tree, min_cluster_size, asc, embedding,
-                                      "leaf" if selection == "leaf" else "eom")
+    labels, proba, condensed = _labels_from_tree(tree, min_cluster_size, asc, embedding,
+                                                 "leaf" if selection == "leaf" else "eom")
     return HDBSCANResult(labels=labels, probabilities=proba, single_linkage_tree=tree,
                          min_cluster_size=min_cluster_size, min_samples=result.min_samples,
-                         allow_single_cluster=asc)
+                         allow_single_cluster=asc, condensed_tree=condensed)
 
 
-def condensed_subtrees(tree, min_cluster_size):
-    """The clusters of hdbscan's condensed tree at ``min_cluster_size`` as point sets.
+@dataclass
+class CondensedTree:
+    """hdbscan's condensed tree as point sets (:func:`condensed_subtrees`).
 
-    Returns ``children`` (dict: cluster node -> its two child cluster nodes, absent for a leaf),
-    ``members(node)``, the (n,) bool mask of every point under ``node`` (memoised), and
-    ``node_of(mask)``, the smallest cluster node holding every point of ``mask`` (an
-    excess-of-mass cluster's node), for :func:`helpers.multinomial.split_along_tree` to test its
-    splits. hdbscan's own ``condense_tree``; the point sets are not in its API.
+    ``children`` maps a cluster node to its two child nodes (absent for a leaf); ``direct``
+    (n,) is each point's cluster node when it left the tree; ``members(node)`` the (n,) bool
+    mask of every point under ``node`` (memoised); ``node_of(mask)`` the smallest node holding
+    every point of ``mask`` (an excess-of-mass cluster's node).
     """
+    children: dict
+    direct: np.ndarray
+    parent: dict
+    _memo: dict = field(default_factory=dict, repr=False)
+
+    def members(self, node):
+        if node not in self._memo:
+            m = self.direct == node
+            for ch in self.children.get(node, []):
+                m = m | self.members(ch)
+            self._memo[node] = m
+        return self._memo[node]
+
+    def node_of(self, mask):
+        node = int(self.direct[np.flatnonzero(mask)[0]])
+        while not np.all(self.members(node)[mask]) and node in self.parent:
+            node = self.parent[node]
+        return node
+
+    def subtree(self, node):
+        """The nodes under ``node`` (itself included), children before their parent."""
+        out, stack = [], [(node, False)]
+        while stack:
+            v, seen = stack.pop()
+            if seen:
+                out.append(v)
+                continue
+            stack.append((v, True))
+            stack.extend((ch, False) for ch in self.children.get(v, []))
+        return out
+
+
+def condensed_subtrees(tree, min_cluster_size, condensed=None):
+    """The clusters of hdbscan's condensed tree at ``min_cluster_size`` as point sets, a
+    :class:`CondensedTree`, for :func:`helpers.multinomial.split_along_tree` to test their
+    splits. ``condensed``: hdbscan's condensed tree of ``tree`` at that size when already
+    made (:attr:`HDBSCANResult.condensed_tree`), else condensed here. hdbscan's own
+    ``condense_tree``; the point sets are not in its API."""
     from hdbscan._hdbscan_tree import condense_tree
 
     tree = np.asarray(tree, dtype=np.float64)
-    ct = condense_tree(tree, int(min_cluster_size))
-    n = tree.shape[0] + 1
+    ct = condense_tree(tree, int(min_cluster_size)) if condensed is None else condensed
     is_cluster = ct["child_size"] > 1
     children, parent = {}, {}
     for p, c in zip(ct["parent"][is_cluster].tolist(), ct["child"][is_cluster].tolist()):
         children.setdefault(p, []).append(c)
         parent[c] = p
-    direct = np.full(n, -1, np.int64)       # each point's cluster when it left the tree
+    direct = np.full(tree.shape[0] + 1, -1, np.int64)
     direct[ct["child"][~is_cluster]] = ct["parent"][~is_cluster]
-    memo = {}
-
-    def members(node):
-        if node not in memo:
-            m = direct == node
-            for ch in children.get(node, []):
-                m = m | members(ch)
-            memo[node] = m
-        return memo[node]
-
-    def node_of(mask):
-        node = int(direct[np.flatnonzero(mask)[0]])
-        while not np.all(members(node)[mask]) and node in parent:
-            node = parent[node]
-        return node
-
-    return children, members, node_of
+    return CondensedTree(children=children, direct=direct, parent=parent)
 
 
 # --------------------------------------------------------------------------------------------

@@ -153,7 +153,11 @@ def pooled_null_gain(totals, spectrum, rows, cols, sigma, n_draws=NULL_DRAWS, ra
     averages the noise a split can exploit, so a split of one phase found on pooled features
     gains far less than the best split of raw counts; this is its null, on the pixels tested
     (a fixed rescaling of the raw null, calibrated on large splits, let small fragments of one
-    phase through). scipy's Gaussian filter; the mask normalisation is the features' own.
+    phase through). The pooling is scipy's ``gaussian_filter`` (truncate 2, zero outside,
+    normalised by the filtered mask, as the features') restricted to the tested pixels: on
+    their bounding box when they fill a third of it, else as a sparse matrix
+    (:func:`_gaussian_pooling_matrix`; the box of a scattered fragment cost 10 ms a draw,
+    3/4 of a slider move at 256 x 256).
 
     Parameters
     ----------
@@ -162,8 +166,6 @@ def pooled_null_gain(totals, spectrum, rows, cols, sigma, n_draws=NULL_DRAWS, ra
     rows, cols : (n,) int, their positions on the (binned) grid
     sigma : float, the pooling width in grid pixels
     """
-    from scipy.ndimage import gaussian_filter
-
     totals = np.ascontiguousarray(totals, dtype=np.int64)
     spectrum = np.ascontiguousarray(spectrum, dtype=float)
     rows, cols = np.asarray(rows, np.int64), np.asarray(cols, np.int64)
@@ -175,17 +177,50 @@ def pooled_null_gain(totals, spectrum, rows, cols, sigma, n_draws=NULL_DRAWS, ra
     p = spectrum / spectrum.sum()
     r0, c0 = rows.min(), cols.min()
     shape = (int(rows.max() - r0 + 1), int(cols.max() - c0 + 1))
-    m = np.zeros(shape, np.float32)
-    m[rows - r0, cols - c0] = 1
-    den = gaussian_filter(m, sigma, mode="constant", truncate=2.0)[rows - r0, cols - c0]
+    if shape[0] * shape[1] <= 3 * rows.size:     # compact: filtering the box is cheaper
+        from scipy.ndimage import gaussian_filter
+        m = np.zeros(shape, np.float32)
+        m[rows - r0, cols - c0] = 1
+        den = gaussian_filter(m, sigma, mode="constant", truncate=2.0)[rows - r0, cols - c0]
 
-    def draw(rng):
-        cube = np.zeros(shape + (p.size,), np.float32)
-        cube[rows - r0, cols - c0] = rng.multinomial(totals, p)
-        num = gaussian_filter(cube, (sigma, sigma, 0), mode="constant", truncate=2.0)
-        return num[rows - r0, cols - c0] / den[:, None]
+        def draw(rng):
+            cube = np.zeros(shape + (p.size,), np.float32)
+            cube[rows - r0, cols - c0] = rng.multinomial(totals, p)
+            num = gaussian_filter(cube, (sigma, sigma, 0), mode="constant", truncate=2.0)
+            return num[rows - r0, cols - c0] / den[:, None]
+    else:
+        W = _gaussian_pooling_matrix(rows, cols, sigma)
+        den = np.asarray(W.sum(1)).ravel()
+
+        def draw(rng):
+            return (W @ rng.multinomial(totals, p).astype(np.float32)) / den[:, None]
 
     return _remembered_null(key, draw, n_draws, random_state)
+
+
+def _gaussian_pooling_matrix(rows, cols, sigma, truncate=2.0):
+    """(n, n) sparse weights of scipy's ``gaussian_filter(mode="constant", truncate)`` among
+    the pixels at (``rows``, ``cols``): pixel j's weight in pixel i's pooled value."""
+    from scipy.sparse import csr_matrix
+
+    radius = int(truncate * float(sigma) + 0.5)
+    x = np.arange(-radius, radius + 1)
+    w1 = np.exp(-0.5 * x ** 2 / float(sigma) ** 2)
+    w1 /= w1.sum()
+    r0, c0 = rows.min() - radius, cols.min() - radius
+    index = -np.ones((int(rows.max() - r0 + radius + 1), int(cols.max() - c0 + radius + 1)),
+                     np.int64)
+    index[rows - r0, cols - c0] = np.arange(rows.size)
+    I, J, V = [], [], []
+    for a, dr in enumerate(x):
+        for b, dc in enumerate(x):
+            j = index[rows - r0 + dr, cols - c0 + dc]
+            ok = j >= 0
+            I.append(np.flatnonzero(ok))
+            J.append(j[ok])
+            V.append(np.full(int(ok.sum()), w1[a] * w1[b], np.float32))
+    return csr_matrix((np.concatenate(V), (np.concatenate(I), np.concatenate(J))),
+                      shape=(rows.size, rows.size))
 
 
 def _pair_null(totals, spectrum, pair, pooling, random_state):
@@ -256,28 +291,29 @@ def merge_insignificant(counts, labels, factor=None, random_state=0, pooling=Non
     return new, merges
 
 
-def split_along_tree(counts, labels, children, members, node_of, factor=None,
-                     random_state=0, pooling=None):
+def split_along_tree(counts, labels, tree, factor=None, random_state=0, pooling=None):
     """Clusters split along HDBSCAN's condensed tree wherever the counts demand it.
 
     Excess of mass keeps a parent when its children are small or split late, and so can hold
     several phases as one cluster (benchmark scenes 25 and 32: 2 clusters for 6 and 5 phases).
-    Each cluster's subtree is visited bottom-up; a node is replaced by its two children when
-    their split gains ``factor`` times its one-phase null (as :func:`merge_insignificant`
-    judges) or when either child is itself split. The split is tested at every depth because a
-    tree often first sheds a small fragment of one phase (no real split) and divides two
-    phases only below it (scene 32: 341 against 8,739 pixels G/null 1.4, then 3,917 against
-    4,632 G/null 37). Points that left a split node before its split stay noise (-1), for the
-    likelihood assignment to place. A node whose ``G`` is below ``factor`` times a null already
-    measured on a subset of its pixels is not split without measuring its own (the null grows
-    with the pixels tested: the best split of more one-phase noise gains more), so most of a
-    one-phase subtree costs one G each (hea6 at 256 x 256: 135 nulls, 7.6 s, without this).
+    In each cluster's subtree a node is replaced by its two children when their split gains
+    ``factor`` times its one-phase null (as :func:`merge_insignificant` judges) or when a node
+    below it is split. The split is tested at every depth because a tree often first sheds a
+    small fragment of one phase (no real split) and divides two phases only below it (scene
+    32: 341 against 8,739 pixels G/null 1.4, then 3,917 against 4,632 G/null 37). Points that
+    left a split node before its split stay noise (-1), for the likelihood assignment to place.
+
+    Nulls are measured smallest node first, and a node whose ``G`` is below ``factor`` times
+    the largest null measured so far in its cluster is taken as no split without measuring
+    its own: the null grows with the pixels tested (the best split of more one-phase noise
+    gains more), so in a one-phase subtree a handful of nulls decide hundreds of nodes (hea6
+    at 256 x 256, slider at min_cluster_size 6: 2.4 s with every null measured).
 
     Parameters
     ----------
     counts : (n, channels) raw counts of the clustered pixels
     labels : (n,) int, excess-of-mass labels, -1 = noise
-    children, members, node_of : the tree, :func:`helpers.cluster.condensed_subtrees`
+    tree : :class:`helpers.cluster.CondensedTree` of the same points
     factor : float, optional; None = :data:`TREE_SPLIT_FACTOR`
     pooling : (rows, cols, sigma), optional, as :func:`merge_insignificant`
 
@@ -290,35 +326,73 @@ def split_along_tree(counts, labels, children, members, node_of, factor=None,
     c = np.asarray(counts, float)
     lab = np.asarray(labels)
     totals = c.sum(1).astype(np.int64)
+    S, N = _node_sums(c, tree)
     out = np.full(lab.size, -1)
     splits = []
-
-    def visit(node):
-        """(leaf nodes, whether anything below ``node`` was split, the largest null tested
-        below it)."""
-        pair = children.get(node, [])
-        if len(pair) != 2:
-            return [node], False, 0.0
-        (la, sa, na), (lb, sb, nb) = visit(pair[0]), visit(pair[1])
-        a, b = members(pair[0]), members(pair[1])
-        g, below = _gain(c[a].sum(0), c[b].sum(0)), max(na, nb)
-        if sa or sb or g >= factor * below:      # else: no more than a subset's noise makes
-            null = _pair_null(totals, c[a | b].sum(0), a | b, pooling, random_state)
-            below = max(below, null)
-            if sa or sb or _ratio(g, null) >= factor:
-                splits.append((node, int(a.sum()), int(b.sum()), float(g), float(null)))
-                return la + lb, True, below
-        return [node], False, below
-
     nxt = 0
     for k in [int(k) for k in np.unique(lab) if k >= 0]:
         sel = lab == k
-        leaves, split, _ = visit(node_of(sel))
-        for node in leaves:
-            out[(members(node) if split else sel)] = nxt
+        top = tree.node_of(sel)
+        order = tree.subtree(top)
+        split, gains = {}, {}
+        bound = 0.0
+        for v in sorted((v for v in order if len(tree.children.get(v, [])) == 2),
+                        key=lambda v: N[v]):
+            a, b = tree.children[v]
+            g = _gain(S[a], S[b])
+            if g < factor * bound:
+                gains[v] = g
+                continue
+            pair = tree.members(a) | tree.members(b)
+            null = _pair_null(totals, S[a] + S[b], pair, pooling, random_state)
+            bound = max(bound, null)
+            if _ratio(g, null) >= factor:
+                split[v] = (int(N[a]), int(N[b]), float(g), float(null))
+        below = {}
+        for v in order:                       # children first: is anything below split?
+            below[v] = any(below[ch] or ch in split for ch in tree.children.get(v, []))
+        leaves, stack = [], [top]
+        while stack:
+            v = stack.pop()
+            if v in split or below[v]:
+                a, b = tree.children[v]
+                splits.append((v, *split.get(v, (N[a], N[b], gains.get(v, np.nan), np.nan))))
+                stack.extend(tree.children[v])
+            else:
+                leaves.append(v)
+        for v in leaves:
+            out[tree.members(v) if len(leaves) > 1 else sel] = nxt
             nxt += 1
     new, _ = relabel_by_size(out)
     return new, splits
+
+
+def _node_sums(c, tree):
+    """Summed counts and pixel numbers of every node's points (its own and its children's)."""
+    nodes = sorted(set(tree.children) | set(np.unique(tree.direct[tree.direct >= 0]).tolist()))
+    S = {v: np.zeros(c.shape[1]) for v in nodes}
+    N = dict.fromkeys(nodes, 0)
+    d = tree.direct
+    order = np.argsort(d, kind="stable")
+    ds = d[order]
+    starts = np.flatnonzero(np.r_[True, ds[1:] != ds[:-1]])
+    sums = np.add.reduceat(c[order], starts, axis=0) if len(order) else np.zeros((0, c.shape[1]))
+    for i, s0 in enumerate(starts):
+        v = int(ds[s0])
+        if v >= 0:
+            S[v] = sums[i]
+            N[v] = int((starts[i + 1] if i + 1 < len(starts) else len(ds)) - s0)
+    for v in _post_order(tree, nodes):
+        for ch in tree.children.get(v, []):
+            S[v] = S[v] + S[ch]
+            N[v] += N[ch]
+    return S, N
+
+
+def _post_order(tree, nodes):
+    """Every node after its children."""
+    roots = [v for v in nodes if v not in tree.parent]
+    return [v for r in roots for v in tree.subtree(r)]
 
 
 def mixture_gain(S, pa, pb):

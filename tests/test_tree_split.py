@@ -14,16 +14,14 @@ PB = np.array([0.3, 0.3, 0.4])
 
 
 def _hand_tree(sizes=(40, 200, 200)):
-    """The shape of benchmark scene 32's tree: the root first sheds a small fragment (F) and
-    only then divides the rest (X) into two groups (A, B). Returns children, members, node_of
-    over ``sum(sizes)`` points in the order F, A, B."""
-    n = sum(sizes)
+    """The shape of benchmark scene 32's tree: the root (node 100) first sheds a small
+    fragment (101) and only then divides the rest (102) into two groups (103, 104). Returns
+    the tree and each point's group (0 fragment, 1 and 2) in that order."""
     idx = np.repeat(np.arange(3), sizes)
-    sets = {"F": idx == 0, "A": idx == 1, "B": idx == 2}
-    sets["X"] = sets["A"] | sets["B"]
-    sets["R"] = np.ones(n, bool)
-    children = {"R": ["F", "X"], "X": ["A", "B"]}
-    return children, sets.__getitem__, lambda mask: "R", idx
+    direct = np.array([101, 103, 104])[idx]
+    tree = C.CondensedTree(children={100: [101, 102], 102: [103, 104]}, direct=direct,
+                           parent={101: 100, 102: 100, 103: 102, 104: 102})
+    return tree, idx
 
 
 def _counts(groups, probs, dose=40, seed=0):
@@ -32,17 +30,18 @@ def _counts(groups, probs, dose=40, seed=0):
 
 
 def test_a_cluster_holding_two_groups_below_a_fragment_is_split_into_them():
-    children, members, node_of, idx = _hand_tree()
-    # F is a fragment of A: the root's split (F against A + B) is weak, X's is strong
+    tree, idx = _hand_tree()
+    # the fragment is of group 1's phase: the root's split (fragment against the rest) is
+    # weak, node 102's (group 1 against group 2) strong
     counts = _counts(idx, {0: PA, 1: PA, 2: PB})
-    labels, splits = M.split_along_tree(counts, np.zeros(len(idx), int), children, members,
-                                        node_of)
+    labels, splits = M.split_along_tree(counts, np.zeros(len(idx), int), tree)
     assert len(np.unique(labels[idx == 1])) == 1 and len(np.unique(labels[idx == 2])) == 1
     assert labels[idx == 1][0] != labels[idx == 2][0]
-    assert {s[0] for s in splits} == {"R", "X"}
-    # the root was split only because X below it was: its own G is no more than noise
-    root = next(s for s in splits if s[0] == "R")
-    assert root[3] < M.TREE_SPLIT_FACTOR * root[4]
+    assert {s[0] for s in splits} == {100, 102}
+    # the root was split only because node 102 below it was: its own G is below the margin
+    # times the null of that subset of its pixels
+    root, inner = (next(s for s in splits if s[0] == v) for v in (100, 102))
+    assert root[3] < M.TREE_SPLIT_FACTOR * inner[4]
     # the merge then joins the fragment to its own phase: two clusters, one per phase
     merged, _ = M.merge_insignificant(counts, labels)
     assert merged.max() == 1
@@ -50,18 +49,17 @@ def test_a_cluster_holding_two_groups_below_a_fragment_is_split_into_them():
 
 
 def test_one_phase_along_the_same_tree_stays_one_cluster():
-    children, members, node_of, idx = _hand_tree()
+    tree, idx = _hand_tree()
     counts = _counts(idx, {0: PA, 1: PA, 2: PA})
-    labels, splits = M.split_along_tree(counts, np.zeros(len(idx), int), children, members,
-                                        node_of)
+    labels, splits = M.split_along_tree(counts, np.zeros(len(idx), int), tree)
     assert splits == [] and np.all(labels == 0)
 
 
 def test_noise_and_other_clusters_are_left_alone():
-    children, members, node_of, idx = _hand_tree()
+    tree, idx = _hand_tree()
     counts = _counts(idx, {0: PA, 1: PA, 2: PA})
     start = np.where(idx == 0, -1, 0)                 # the fragment was noise
-    labels, _ = M.split_along_tree(counts, start, children, members, lambda m: "X")
+    labels, _ = M.split_along_tree(counts, start, tree)
     np.testing.assert_array_equal(labels, start)
 
 
@@ -69,16 +67,17 @@ def test_condensed_subtrees_are_hdbscans_clusters_as_point_sets():
     X, _ = make_blobs(n_samples=900, centers=[[0, 0], [6, 0], [0, 6]], cluster_std=1.0,
                       random_state=0)
     h = C.hdbscan_cluster(X, 30, 5)
-    children, members, node_of = C.condensed_subtrees(h.single_linkage_tree, 30)
+    t = C.condensed_subtrees(h.single_linkage_tree, 30)
     root = len(X)                                     # hdbscan numbers the root n
-    assert members(root).all()
-    for parent, (a, b) in children.items():
-        assert not np.any(members(a) & members(b))
-        assert np.all(members(parent)[members(a) | members(b)])
+    assert t.members(root).all()
+    for parent, (a, b) in t.children.items():
+        assert not np.any(t.members(a) & t.members(b))
+        assert np.all(t.members(parent)[t.members(a) | t.members(b)])
+    assert t.subtree(root)[-1] == root and len(set(t.subtree(root))) == len(t.subtree(root))
     for k in range(h.n_clusters):                     # every EOM cluster is one node's points
         sel = h.labels == k
-        node = node_of(sel)
-        assert np.all(members(node)[sel]) and node != root
+        node = t.node_of(sel)
+        assert np.all(t.members(node)[sel]) and node != root
 
 
 @pytest.mark.slow   # UMAP

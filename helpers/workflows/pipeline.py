@@ -339,10 +339,10 @@ def _counting_statistics(counts, h, merge, assign, random_state, split_factor=No
     if labels.max() < 0:          # no dense group at all: one cluster, for the counts to judge
         labels = np.zeros_like(labels)
     elif merge and selection == "split":
-        labels, _ = split_along_tree(counts, labels,
-                                     *condensed_subtrees(h.single_linkage_tree,
-                                                         h.min_cluster_size),
-                                     random_state=random_state, pooling=pooling)
+        tree = condensed_subtrees(h.single_linkage_tree, h.min_cluster_size,
+                                  h.condensed_tree)
+        labels, _ = split_along_tree(counts, labels, tree, random_state=random_state,
+                                     pooling=pooling)
     if merge:
         labels, _ = merge_insignificant(counts, labels, factor=split_factor,
                                         random_state=random_state, pooling=pooling)
