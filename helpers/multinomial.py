@@ -137,7 +137,7 @@ def _remembered_null(key, draw, n_draws, random_state):
         return _NULL_MEMO[key]
     rng = np.random.default_rng(random_state)
     value = float(max(_best_two_way_split(draw(rng), rng) for _ in range(int(n_draws))))
-    if len(_NULL_MEMO) >= 256:
+    if len(_NULL_MEMO) >= 4096:             # floats: a few hundred kB at most
         _NULL_MEMO.clear()
     _NULL_MEMO[key] = value
     return value
@@ -174,6 +174,8 @@ def pooled_null_gain(totals, spectrum, rows, cols, sigma, n_draws=NULL_DRAWS, ra
            float(sigma), int(n_draws), random_state)
     if not spectrum.sum() > 0 or totals.size < 4:
         return 0.0
+    if key in _NULL_MEMO:                    # before the pooling weights are built
+        return _NULL_MEMO[key]
     p = spectrum / spectrum.sum()
     r0, c0 = rows.min(), cols.min()
     shape = (int(rows.max() - r0 + 1), int(cols.max() - c0 + 1))
