@@ -336,20 +336,21 @@ def split_along_tree(counts, labels, tree, factor=None, random_state=0, pooling=
         sel = lab == k
         top = tree.node_of(sel)
         order = tree.subtree(top)
-        split, gains = {}, {}
+        split, tested = {}, {}       # node -> (size_a, size_b, G, null or NaN: not measured)
         bound = 0.0
         for v in sorted((v for v in order if len(tree.children.get(v, [])) == 2),
                         key=lambda v: N[v]):
             a, b = tree.children[v]
             g = _gain(S[a], S[b])
+            tested[v] = (int(N[a]), int(N[b]), float(g), np.nan)
             if g < factor * bound:
-                gains[v] = g
                 continue
             pair = tree.members(a) | tree.members(b)
             null = _pair_null(totals, S[a] + S[b], pair, pooling, random_state)
             bound = max(bound, null)
+            tested[v] = (int(N[a]), int(N[b]), float(g), float(null))
             if _ratio(g, null) >= factor:
-                split[v] = (int(N[a]), int(N[b]), float(g), float(null))
+                split[v] = tested[v]
         below = {}
         for v in order:                       # children first: is anything below split?
             below[v] = any(below[ch] or ch in split for ch in tree.children.get(v, []))
@@ -357,8 +358,7 @@ def split_along_tree(counts, labels, tree, factor=None, random_state=0, pooling=
         while stack:
             v = stack.pop()
             if v in split or below[v]:
-                a, b = tree.children[v]
-                splits.append((v, *split.get(v, (N[a], N[b], gains.get(v, np.nan), np.nan))))
+                splits.append((v, *tested[v]))
                 stack.extend(tree.children[v])
             else:
                 leaves.append(v)
