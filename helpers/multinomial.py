@@ -52,8 +52,8 @@ SPLIT_FACTOR = 1.0
 POOLED_SPLIT_FACTOR = 2.0
 #: The margin a split of an excess-of-mass cluster along its tree must beat
 #: (:func:`split_along_tree`): HDBSCAN's choice is overruled only on stronger evidence than a
-#: merge needs. On the benchmark scenes the tree's splits within one phase (grains of one
-#: phase at other thicknesses, whose absorption pooled counts resolve) gained 2.0-2.9 times
+#: merge needs. On the benchmark scenes the tree's splits of one phase into pieces (their
+#: mean thicknesses differ by 2-4 %; the cause is not established) gained 2.0-2.9 times
 #: their pooled null, the splits between real phases 3.3-37 (one at 2.95); at the merge's
 #: margin of 2, five scenes were over-split (up to 0.35 of the pixels left ambiguous).
 TREE_SPLIT_FACTOR = 3.0

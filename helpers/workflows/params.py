@@ -104,11 +104,11 @@ class WorkflowParams:
     allow_single_cluster: bool = False
     # "split": excess of mass, then each cluster split along its subtree where the counts
     # demand (helpers.multinomial.split_along_tree). On the random-scene benchmark (34 scenes,
-    # benchmarks/generalisation_split3.md against generalisation.md) workflow 2's median
+    # generalisation_split3.md against generalisation.md of commit e8d58e9) workflow 2's median
     # ARI - ceiling went from +0.011 to +0.055, its 10th percentile from -0.118 to -0.036,
     # phases found from 67 to 76 of 118, no scene worse; on 30 held-out scenes (seeds 34-63,
     # generalisation_heldout_split.md against _heldout_eom.md) p10 -0.110 to -0.032, one
-    # scene 0.015 worse. "leaf" (every finest cluster, then the merge) over-split thick
+    # scene 0.015 worse. "leaf" (every finest cluster, then the merge) over-split single
     # phases (max noise 0.35, generalisation_pooled_leaf.md) and failed hea6 / hea7_coreshell.
     cluster_selection: str = "split"
     merge_splits: bool = True
