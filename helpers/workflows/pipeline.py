@@ -364,7 +364,8 @@ def _counting_statistics(counts, h, merge, assign, random_state, split_factor=No
 def recluster_workflow2(result, min_cluster_size):
     """Workflow-2 result at a new ``min_cluster_size``, from the stored HDBSCAN tree.
 
-    No UMAP, no minimum spanning tree: only HDBSCAN's condense/select step (milliseconds).
+    No UMAP, no minimum spanning tree: HDBSCAN's condense/select step, then the counting
+    statistics (about 0.15 s at 256 x 256, most of it the tree split's tests).
     """
     if result.workflow != 2 or result.hdbscan is None:
         raise ParameterError("recluster_workflow2 needs a result of workflow2.")
