@@ -539,13 +539,11 @@ def assign_by_likelihood(counts, labels, refine=True, ambiguous=AMBIGUOUS_POSTER
         return lab.copy(), np.zeros((len(lab), 0))
     S = np.stack([c[lab == k].sum(0) for k in ks]) + PSEUDO_COUNT
     size = np.array([np.sum(lab == k) for k in ks], float)
-    ll = c @ np.log(S / S.sum(1, keepdims=True)).T + np.log(size / size.sum())
-    start = np.argmax(ll, axis=1)
+    spectra, weights = S / S.sum(1, keepdims=True), size / size.sum()
     if refine and len(ks) > 1:
+        start = np.argmax(c @ np.log(spectra).T + np.log(weights), axis=1)
         out, post, _ = poisson_mixture_refine(c, start)
     else:
-        post = np.exp(ll - logsumexp(ll, axis=1, keepdims=True))
-        out, order = relabel_by_size(start)
-        post = post[:, order + [j for j in range(len(ks)) if j not in order]]
+        out, post = classify(c, spectra, weights)
     out = np.where(post.max(axis=1) >= ambiguous, out, -1)
     return out, post

@@ -43,6 +43,11 @@ class Features:
         """:func:`pooling_grid` of these features."""
         return pooling_grid(self.mask, self.binned_shape, self.params)
 
+    @property
+    def mask_image(self):
+        """(rows_b, cols_b) sample mask on the binned grid."""
+        return self.mask.reshape(self.binned_shape)
+
 
 def pooling_grid(mask, binned_shape, params):
     """(rows, cols, sigma) of the clustered pixels (``mask``, flat, on the binned grid) when
@@ -53,11 +58,6 @@ def pooling_grid(mask, binned_shape, params):
         return None
     rows, cols = np.divmod(np.flatnonzero(np.ravel(mask)), binned_shape[1])
     return rows, cols, float(sigma)
-
-    @property
-    def mask_image(self):
-        """(rows_b, cols_b) sample mask on the binned grid."""
-        return self.mask.reshape(self.binned_shape)
 
 
 def as_signal(signal):
@@ -183,12 +183,9 @@ def _compute_features(signal, dh, bin_factor, energy_range, normalization, scali
 def _guide(counts, m, normalization, scaling, n_components=8):
     """First PCA scores of the unpooled features: what tells phases apart, for the pooling's
     edge-preserving weights (:func:`helpers.preprocess.smooth_counts`)."""
-    from sklearn.decomposition import PCA
-
     X = make_features(counts, normalization, scaling, fit_mask=m)
-    k = int(min(n_components, X.shape[1], max(1, m.sum() - 1)))
-    pca = PCA(n_components=k, svd_solver="randomized", random_state=0).fit(X[m])
-    return pca.transform(X)
+    return pca(X, n_components=n_components, max_components=n_components,
+               fit_mask=m).all_scores
 
 
 def pca_of_features(signal, n_components=None, max_components=30, random_state=0, cache=True,

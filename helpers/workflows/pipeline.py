@@ -175,6 +175,7 @@ def _counts_mixture(feats, p, q, k, key, cache):
     prior sized for one pixel (with it, close phases went wholly to the larger one: ARI 0 on
     three benchmark scenes)."""
     m = feats.mask
+    counts = np.asarray(feats.counts[m], float)     # once, not once per start
     best = None
     for i in range(max(1, int(q.n_init))):
         seed = q.random_state + i
@@ -182,11 +183,11 @@ def _counts_mixture(feats, p, q, k, key, cache):
                           lambda s=seed: gmm_cluster(p.scores[m], k, random_state=s, n_init=1,
                                                      covariance_type=q.covariance_type),
                           enabled=cache)
-        fit = mixture_em(feats.counts[m], g.labels)
+        fit = mixture_em(counts, g.labels)
         if best is None or fit[3] > best[3]:
             best = fit
     spectra, weights = best[0], best[1]
-    return (classify(feats.counts[m], spectra, weights) if feats.pooled is None
+    return (classify(counts, spectra, weights) if feats.pooled is None
             else classify(feats.pooled[m], spectra))
 
 
