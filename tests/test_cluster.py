@@ -128,6 +128,36 @@ def test_min_cluster_size_counts_equal_recluster_with_ties_and_duplicates():
                                                                   r.noise_fraction), m
 
 
+def _hdbscan_labels(tree, m, allow_single):
+    from hdbscan.hdbscan_ import _tree_to_labels
+    lab, proba, *_ = _tree_to_labels(None, tree, min_cluster_size=m,
+                                     allow_single_cluster=allow_single)
+    return lab, proba
+
+
+@pytest.mark.parametrize("seed", range(4))
+def test_eom_labels_are_hdbscans_labels_and_probabilities(seed):
+    """The slider's labelling (helpers.hdbscan_counts.eom_labels) against hdbscan's own, on
+    blobs with background points, integer grids (equal distances, distance 0 = lambda inf)."""
+    rng = np.random.default_rng(seed)
+    if seed < 2:
+        X, _ = make_blobs(600 + 400 * seed, centers=3 + seed, n_features=3, random_state=seed)
+        X = np.vstack([X, rng.uniform(X.min(0), X.max(0), size=(60, 3))])
+    else:
+        X = rng.integers(0, 4 + seed, size=(300, 3)).astype(float)
+    tree = C.hdbscan_cluster(X, 5, 3).single_linkage_tree
+    arrays = HC.linkage_arrays(tree)
+    for allow_single in (False, True):
+        for m in (2, 3, 5, 8, 15, 30, 60, 200, len(X)):
+            ref, ref_p = _hdbscan_labels(tree, m, allow_single)
+            got, got_p, _ = HC.eom_labels(arrays, m, allow_single)
+            # the same partition (hdbscan numbers clusters in its own node order)
+            assert np.array_equal(got < 0, ref < 0), (m, allow_single)
+            pairs = set(zip(got[got >= 0].tolist(), ref[ref >= 0].tolist()))
+            assert len(pairs) == len(set(got[got >= 0])) == len(set(ref[ref >= 0]))
+            np.testing.assert_array_equal(got_p, ref_p)
+
+
 def test_min_cluster_size_counts_break_a_stability_tie_as_hdbscan_does():
     """Root stability 0.4 = its children's 0.2 + 0.2: hdbscan sums the children in a C float
     (0.40000000596 > 0.4), so it keeps the two pairs rather than the single root cluster."""

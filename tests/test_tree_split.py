@@ -64,16 +64,30 @@ def test_noise_and_other_clusters_are_left_alone():
 
 
 def test_condensed_subtrees_are_hdbscans_clusters_as_point_sets():
+    from hdbscan._hdbscan_tree import condense_tree
     X, _ = make_blobs(n_samples=900, centers=[[0, 0], [6, 0], [0, 6]], cluster_std=1.0,
                       random_state=0)
     h = C.hdbscan_cluster(X, 30, 5)
     t = C.condensed_subtrees(h.single_linkage_tree, 30)
-    root = len(X)                                     # hdbscan numbers the root n
-    assert t.members(root).all()
+    root = t.subtree(next(iter(t.parent.values())))[-1]
+    while root in t.parent:
+        root = t.parent[root]
+    assert t.members(root).all() and t.subtree(root)[-1] == root
+    assert len(set(t.subtree(root))) == len(t.subtree(root))
     for parent, (a, b) in t.children.items():
         assert not np.any(t.members(a) & t.members(b))
         assert np.all(t.members(parent)[t.members(a) | t.members(b)])
-    assert t.subtree(root)[-1] == root and len(set(t.subtree(root))) == len(t.subtree(root))
+    # the same point sets as hdbscan's own condensed tree
+    ct = condense_tree(h.single_linkage_tree, 30)
+    ref = C.CondensedTree(children={}, direct=np.full(len(X), -1, np.int64), parent={})
+    for p, c, size in zip(ct["parent"], ct["child"], ct["child_size"]):
+        if size > 1:
+            ref.children.setdefault(int(p), []).append(int(c))
+            ref.parent[int(c)] = int(p)
+        else:
+            ref.direct[c] = p
+    sets = lambda tree, top: {tuple(np.flatnonzero(tree.members(v))) for v in tree.subtree(top)}
+    assert sets(t, root) == sets(ref, len(X))            # hdbscan numbers its root n
     for k in range(h.n_clusters):                     # every EOM cluster is one node's points
         sel = h.labels == k
         node = t.node_of(sel)

@@ -217,8 +217,7 @@ def workflow2(signal, params=None, *, cache=True, **overrides):
         ``cluster_selection`` (default "split": excess of mass, then each cluster split along
         its subtree where two branches differ by more than one-phase noise,
         :func:`helpers.multinomial.split_along_tree`; "eom" or "leaf": HDBSCAN's own; see
-        :class:`WorkflowParams` for the benchmark numbers),
-        ``random_state``, ``max_components``.
+        :class:`WorkflowParams` for the benchmark numbers), ``random_state``, ``max_components``.
     cache : bool
     **overrides
         Any field of :class:`WorkflowParams`.
@@ -236,8 +235,7 @@ def workflow2(signal, params=None, *, cache=True, **overrides):
                                   umap_dims=q.umap_dims, n_neighbors=q.n_neighbors,
                                   random_state=q.random_state, max_components=q.max_components,
                                   n_epochs=n_epochs, cache=cache, **q.feature_kwargs(2))
-    m = feats.mask
-    n = int(m.sum())
+    m, n = feats.mask, int(feats.mask.sum())
     auto = q.min_cluster_size is None or (isinstance(q.min_cluster_size, str)
                                           and q.min_cluster_size == "auto")
     mcs = default_min_cluster_size(n) if auto else q.min_cluster_size
@@ -252,8 +250,11 @@ def workflow2(signal, params=None, *, cache=True, **overrides):
     base = _cache.cached("hdbscan_tree", feats.key, key,
                          lambda: hdbscan_cluster(emb[m], mcs, ms, q.allow_single_cluster),
                          enabled=cache)
+    # float64 once, kept for the slider: no conversion (20 MB of fresh pages) on every move
+    counts = feats.counts[m].astype(np.float64)
+    pooled = None if feats.pooled is None else feats.pooled[m].astype(np.float64)
     if auto:
-        mcs = _significant_plateau(base, n, emb[m], feats.counts[m], q, feats.pooling)
+        mcs = _significant_plateau(base, n, emb[m], counts, q, feats.pooling)
     # the stored tree's own labels are EOM's at its min_cluster_size; anything else re-selects
     same = mcs == base.min_cluster_size and q.cluster_selection in ("eom", "split") and \
         bool(q.allow_single_cluster) == base.allow_single_cluster
@@ -264,12 +265,11 @@ def workflow2(signal, params=None, *, cache=True, **overrides):
             "cluster_selection": q.cluster_selection, "mask": _mask_param(q.mask),
             "merge_splits": q.merge_splits, "split_factor": q.split_factor,
             "assign_noise": q.assign_noise, "spatial_beta": q.spatial_beta}
-    pooled = None if feats.pooled is None else feats.pooled[m]
-    labels, proba = _counting_statistics(feats.counts[m], h, q.merge_splits, q.assign_noise,
+    labels, proba = _counting_statistics(counts, h, q.merge_splits, q.assign_noise,
                                          q.random_state, q.split_factor, feats.pooling,
                                          pooled, q.cluster_selection)
     res = _result(2, feats, p, labels, proba, int(labels.max() + 1), info, embedding=emb,
-                  hdbscan=h, counts=feats.counts[m], pooled=pooled)
+                  hdbscan=h, counts=counts, pooled=pooled)
     return apply_spatial_prior(signal, feats, res, q.spatial_beta)
 
 
@@ -366,7 +366,8 @@ def recluster_workflow2(result, min_cluster_size):
     """Workflow-2 result at a new ``min_cluster_size``, from the stored HDBSCAN tree.
 
     No UMAP, no minimum spanning tree: HDBSCAN's condense/select step, then the counting
-    statistics (about 0.15 s at 256 x 256, most of it the tree split's tests).
+    statistics (0.03-0.1 s at 256 x 256, most of it the tree split's tests; the slider
+    widget first settles the heap, :func:`helpers.widgets.settle_heap`).
     """
     if result.workflow != 2 or result.hdbscan is None:
         raise ParameterError("recluster_workflow2 needs a result of workflow2.")
