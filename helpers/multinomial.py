@@ -63,7 +63,7 @@ TREE_SPLIT_FACTOR = 3.0
 #: Bootstrap draws of the one-phase null per tested pair.
 NULL_DRAWS = 3
 #: Pixels of the subset that first bounds a large pair's null, and the bound's safety margin
-#: over linear growth (:func:`_pair_null`).
+#: over linear growth (:func:`_test_null`).
 NULL_SUBSET = 1000
 NULL_SUBSET_MARGIN = 1.5
 #: A pixel whose most likely cluster has a lower posterior than this stays noise (0: none;
@@ -353,7 +353,8 @@ def split_along_tree(counts, labels, tree, factor=None, random_state=0, pooling=
     Returns
     -------
     labels : (n,) int, the same where nothing was split, renumbered by size
-    splits : list of (node, size_a, size_b, G, null) of every split made
+    splits : list of (node, size_a, size_b, G, null) of every split made (null: for a
+        large pair, possibly the bound that decided it, :func:`_test_null`)
     """
     factor = TREE_SPLIT_FACTOR if factor is None else float(factor)
     c = np.asarray(counts, float)
