@@ -64,7 +64,7 @@ TREE_SPLIT_FACTOR = 3.0
 NULL_DRAWS = 3
 #: Pixels of the subset that first bounds a large pair's null, and the bound's safety margin
 #: over linear growth (:func:`_test_null`).
-NULL_SUBSET = 1000
+NULL_SUBSET = 500
 NULL_SUBSET_MARGIN = 1.5
 #: A pixel whose most likely cluster has a lower posterior than this stays noise (0: none;
 #: a pixel's ambiguity is its posterior, see the module docstring).
