@@ -26,6 +26,7 @@ they run on its cluster (:func:`active_client`).
 from __future__ import annotations
 
 import re
+import shutil
 import time
 import uuid
 from pathlib import Path
@@ -225,11 +226,25 @@ def _lost_input(spec, name, out, exc, since):
               "message": " ".join(f"worker lost or task failed on the cluster after "
                                   f"{RETRIES + 1} attempts: {type(exc).__name__}: {exc}".split()),
               "seconds": 0.0, "folder": str(out / name), "problems": [], "ari": None}
-    staging = sorted((p for p in out.glob(f".{name}.tmp-*") if p.stat().st_mtime >= since),
-                     key=lambda p: p.stat().st_mtime)
+    staging = _attempts(out, name, since)
     if staging:
         runner._keep_failed(staging[-1], out / f"{name}.failed", result)
+    _clear_dead_attempts(out, name, since)
     return result
+
+
+def _attempts(out, name, since):
+    """Staging folders of ``name`` made by this batch (since ``since``), oldest first."""
+    return sorted((p for p in out.glob(f".{name}.tmp-*") if p.stat().st_mtime >= since),
+                  key=lambda p: p.stat().st_mtime)
+
+
+def _clear_dead_attempts(out, name, since):
+    """Remove the staging folders this batch's attempts at ``name`` left when their worker
+    died: the input is settled (moved into place, or kept as ``<name>.failed``), so they hold
+    nothing of the user's and no attempt is still writing to them."""
+    for p in _attempts(out, name, since):
+        shutil.rmtree(p, ignore_errors=True)
 
 
 def _submit_and_collect(client, plan, inputs, overwrite, debug, timeout):
@@ -252,6 +267,7 @@ def _submit_and_collect(client, plan, inputs, overwrite, debug, timeout):
             spec, name = futures[future][:2]
             if future.status == "finished":
                 results[name] = future.result()
+                _clear_dead_attempts(out, name, since)
             else:
                 results[name] = _lost_input(spec, name, out, future.exception(), since)
                 bar.queue.put(("skip", name, None, n_nb - tracker.done.get(name, 0)))

@@ -201,3 +201,4 @@ def test_a_killed_worker_is_retried_once_then_reported_and_nothing_else_is_lost(
     assert summary["inputs"]["always_killalways"]["status"] == "failed"
     assert (out / "index.html").exists()
     assert not (out / "always_killalways").exists()           # nothing half-written in place
+    assert not list(out.glob(".*.tmp-*"))          # no staging folder of a dead attempt left
