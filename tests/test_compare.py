@@ -121,6 +121,24 @@ def test_thin_counts_gives_independent_halves(hea7):
         preprocess.thin_counts(s, 1.5)
 
 
+def test_thin_counts_of_a_lazy_map_stays_lazy_block_by_block(hea7):
+    """A lazily loaded map is thinned chunk by chunk without loading it: halves still lazy,
+    summing to the original, each about half, the same on a rerun; float data refused."""
+    s, _ = hea7
+    lazy = s.as_lazy()
+    lazy.data = lazy.data.rechunk((16, 16, -1))
+    a, b = preprocess.thin_counts(lazy, 0.5, seed=4)
+    assert a._lazy and b._lazy and a.data.numblocks == lazy.data.numblocks
+    A, B = np.asarray(a.data.compute()), np.asarray(b.data.compute())
+    np.testing.assert_array_equal(A.astype(int) + B.astype(int), s.data.astype(int))
+    assert A.sum() / s.data.sum() == pytest.approx(0.5, abs=0.005)
+    np.testing.assert_array_equal(np.asarray(preprocess.thin_counts(lazy, 0.5, 4)[0].data), A)
+    floats = s.as_lazy()
+    floats.data = floats.data.astype(float)
+    with pytest.raises(ParameterError, match="integer counts"):
+        preprocess.thin_counts(floats, 0.5)
+
+
 def test_count_splitting_removes_double_dipping(hea7):
     """Clusters chosen on noise look 'significantly' different on the counts that chose them;
     tested on held-out counts (binomial thinning) they do not."""
