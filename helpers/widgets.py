@@ -26,9 +26,11 @@ def settle_heap():
     each full pass of Python's cyclic garbage collector walks all of them (0.2-0.5 s on our
     2-core machines) and falls at random into a slider move, where the re-clustering itself
     takes 0.05 s. ``gc.freeze`` (standard library) keeps later passes to the objects made
-    after it; the collect before it frees today's garbage first, so nothing leaks.
+    after it. Each call first unfreezes and collects everything, so cyclic garbage among frozen
+    objects lives at most until the next slider is built.
     """
     import gc
+    gc.unfreeze()
     gc.collect()
     gc.freeze()
 
