@@ -310,18 +310,18 @@ def _labels_from_tree(tree, min_cluster_size, allow_single_cluster, features=Non
                       selection="eom"):
     # HDBSCAN's condense/stability/selection step: it only needs the single-linkage tree, so
     # UMAP and the MST are not recomputed. Excess of mass by helpers.hdbscan_counts (hdbscan's
-    # labels and probabilities, 5x faster, with the condensed tree as point sets), "leaf" by
-    # hdbscan itself.
+    # labels and probabilities, 3 ms against 50 at 256 x 256, with the condensed tree as point
+    # sets), "leaf" by hdbscan itself (no tree kept).
+    condensed = None
     if selection == "eom":
         labels, proba, ct = eom_labels(linkage_arrays(tree), int(min_cluster_size),
                                        bool(allow_single_cluster))
         condensed = _condensed_tree(ct)
     else:
         from hdbscan.hdbscan_ import _tree_to_labels
-        labels, proba, _, condensed, _ = _tree_to_labels(
+        labels, proba, *_ = _tree_to_labels(
             None, tree, min_cluster_size=int(min_cluster_size),
             cluster_selection_method=selection, allow_single_cluster=bool(allow_single_cluster))
-        condensed = None
     new, _ = relabel_by_size(labels, features)
     return new, np.asarray(proba, float), condensed
 

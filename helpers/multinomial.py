@@ -476,11 +476,11 @@ def boundary_mixtures(counts, labels, shape_rows, shape_cols, touch=MIXTURE_TOUC
     """
     c = np.asarray(counts, float)
     lab = np.asarray(labels)
-    ks = [int(k) for k in np.unique(lab) if k >= 0]
+    own, sums, _ = _group_sums(c, lab)
+    ks = own.tolist()
     if len(ks) < 3:
         return []
-    own, sums, _ = _group_sums(c, lab)
-    S = dict(zip(own.tolist(), sums))
+    S = dict(zip(ks, sums))
     P = {k: (S[k] + PSEUDO_COUNT) / (S[k] + PSEUDO_COUNT).sum() for k in ks}
     grid = -np.ones((int(shape_rows.max()) + 3, int(shape_cols.max()) + 3), int)
     grid[shape_rows + 1, shape_cols + 1] = lab
@@ -576,13 +576,12 @@ def assign_by_likelihood(counts, labels, refine=True, ambiguous=AMBIGUOUS_POSTER
     """
     c = np.asarray(counts, float)
     lab = np.asarray(labels)
-    ks = [int(k) for k in np.unique(lab) if k >= 0]
-    if not ks:
+    own, S, size = _group_sums(c, lab)
+    if not own.size:
         return lab.copy(), np.zeros((len(lab), 0))
-    _, S, size = _group_sums(c, lab)
     S, size = S + PSEUDO_COUNT, size.astype(float)
     spectra, weights = S / S.sum(1, keepdims=True), size / size.sum()
-    if refine and len(ks) > 1:
+    if refine and own.size > 1:
         start = np.argmax(c @ np.log(spectra).T + np.log(weights), axis=1)
         out, post, _ = poisson_mixture_refine(c, start)
     else:

@@ -528,8 +528,8 @@ def _with_data(signal, data):
     if hasattr(signal, "_deepcopy_with_new_data") and not getattr(signal, "_lazy", False):
         return signal._deepcopy_with_new_data(data)
     out = signal.deepcopy()
-    if getattr(out, "_lazy", False):
-        out.compute()
+    if getattr(out, "_lazy", False) and not hasattr(data, "map_blocks"):
+        out.compute()             # a lazy signal given in-memory data (a dask array stays lazy)
     out.data = data
     return out
 
@@ -586,11 +586,4 @@ def _thin_lazy(signal, fraction, seed):
         return _thinned(block, fraction, np.random.default_rng([int(seed), *loc]))
 
     a = d.map_blocks(half, dtype=d.dtype)
-    return _lazy_with(signal, a), _lazy_with(signal, d - a)
-
-
-def _lazy_with(signal, data):
-    """A lazy copy of ``signal`` (axes, metadata) holding the dask array ``data``."""
-    out = signal.deepcopy()
-    out.data = data
-    return out
+    return _with_data(signal, a), _with_data(signal, d - a)
