@@ -154,7 +154,8 @@ def map_ceiling_ari(signal, truth, bin_factor=2):
 
 def make_scene(seed, size):
     from helpers.simulate.scenes import random_scene
-    return random_scene(seed, size=size)
+    kind = os.environ.get("HEA_BENCH_KIND") or None       # --kind: one geometry only
+    return random_scene(seed, size=size, kind=kind)
 
 
 def default_suite():
@@ -266,6 +267,27 @@ def thin_recall(labels, truth):
     return {str(p): float(m[major == p, p].sum() / max(size_p[p], 1)) for p in thin}
 
 
+def thin_kept(labels, before, truth):
+    """Of the three-pixel lamellae's pixels that the labels before the prior had right (in a
+    cluster whose majority phase is theirs), the share still right after it:
+    {phase index: share} (empty when none)."""
+    thin = truth.params["scene"].get("three_px_phases") or []
+    out = {}
+    for p in thin:
+        right = [_in_majority(lab, truth, p) for lab in (before, labels)]
+        n = int(right[0].sum())
+        if n:
+            out[str(p)] = float((right[0] & right[1]).sum() / n)
+    return out
+
+
+def _in_majority(labels, truth, p):
+    """Pixels of phase p lying in clusters whose majority phase is p."""
+    clusters, m = contingency(labels, truth)
+    major = clusters[m.argmax(1) == p] if len(clusters) else np.zeros(0, int)
+    return (truth.labels == p) & np.isin(labels, major)
+
+
 def _label_metrics(labels, truth):
     sample = truth.labels >= 0
     found = found_phases(labels, truth)
@@ -293,6 +315,7 @@ def evaluate(workflow, run, signal, truth, split_half=False):
     out.update(_label_metrics(labels, truth))
     if before is not None:   # the same run without the spatial prior
         out["no_prior"] = _label_metrics(before, truth)
+        out["thin_kept"] = thin_kept(labels, before, truth)
     if split_half and rerun is not None:
         t1 = time.perf_counter()
         try:
@@ -567,7 +590,8 @@ def child_scene(seed, size, out, w1, w2):
 
 def config(args):
     return dict(w1=parse_params(args.w1), w2=parse_params(args.w2),
-                split_half=bool(getattr(args, "split_half", False)))
+                split_half=bool(getattr(args, "split_half", False)),
+                kind=getattr(args, "kind", None))
 
 
 def _fmt(x, d=3):
@@ -606,6 +630,16 @@ def _prior_summary(runs, w):
             if r[w].get("thin_recall")]
     lost = [[int(r["seed"]), int(r["size"])] for r in with_prior
             if r[w]["no_prior"]["all_found_ge1"] and not r[w]["all_found_ge1"]]
+    # phases >= 1 % that the per-pixel labels found and the prior lost, scene by scene
+    phase_lost = [[int(r["seed"]), int(r["size"]), p] for r in with_prior
+                  for p, (a, b, x) in enumerate(zip(r[w]["found"], r[w]["no_prior"]["found"],
+                                                    _fractions(r))) if b and not a and x >= 0.01]
+    n_found_before = sum(int(b and x >= 0.01) for r in with_prior
+                         for b, x in zip(r[w]["no_prior"]["found"], _fractions(r)))
+    # "kept": of the pixels of a 3-px lamellae phase that the per-pixel labels found, those
+    # they had right, the share still right with the prior
+    kept = [v for r in with_prior for p, v in (r[w].get("thin_kept") or {}).items()
+            if r[w]["no_prior"]["found"][int(p)]]
     return dict(prior_gain_median=float(np.median(gain)), prior_gain_min=float(gain.min()),
                 prior_worse_001=int(np.sum(gain < -0.01)),
                 prior_worse_cases=[[int(r["seed"]), int(r["size"]), round(float(g), 3)]
@@ -615,9 +649,17 @@ def _prior_summary(runs, w):
                 no_prior_all_found_ge1=float(np.mean([r[w]["no_prior"]["all_found_ge1"]
                                                       for r in with_prior])),
                 phase_ge1_lost_by_prior=lost,
+                phases_lost=phase_lost, n_phases_lost=len(phase_lost),
+                n_phases_found_before=n_found_before,
+                thin_kept_min=float(min(kept)) if kept else None, n_thin_kept=len(kept),
                 thin_recall_min=float(min(min(a.values()) for a, _ in thin)) if thin else None,
                 no_prior_thin_recall_min=float(min(min(b.values()) for _, b in thin))
                 if thin else None, n_thin=len(thin))
+
+
+def _fractions(rec):
+    """Each true phase's share of the sample pixels (the scene's own record)."""
+    return rec["scene"].get("fractions") or [1.0] * len(rec["w1"]["found"])
 
 
 def summarise(recs):
@@ -740,13 +782,15 @@ def write_report(recs, args, md_path, png_path, elapsed, argv=None):
     s = summarise(recs)
     ok = sorted([r for r in recs if not r.get("error")], key=lambda r: (r["size"], r["seed"]))
     cfg = config(args)
+    kind_arg = f", kind={cfg['kind']!r}" if cfg.get("kind") else ""
     L = []
     L.append("# Generalisation benchmark: both workflows on random scenes\n")
     argv = sys.argv[1:] if argv is None else argv
     L.append(f"Run {date.today().isoformat()}, `{' '.join(['benchmarks/generalisation.py'] + argv)}`, "
              f"{s['n_scenes']} scenes ({s['n_failed']} failed), {elapsed / 60:.1f} min wall-clock "
              f"with {args.jobs} job(s) on {os.cpu_count()} cores. Scenes: `helpers.scenes."
-             f"random_scene(seed, size)` (2048 channels of 10 eV), drawn from the seed alone.\n")
+             f"random_scene(seed, size{kind_arg})` "
+             "(2048 channels of 10 eV), drawn from the seed alone.\n")
     L.append(f"Workflow parameters: W1 `workflow1(signal, n_clusters=<true number of phases>"
              f"{''.join(f', {k}={v!r}' for k, v in cfg['w1'].items())})` (n_clusters is the true "
              f"phase count, as the paper's user sets it by hand; everything else default); W2 "
@@ -814,8 +858,9 @@ def write_report(recs, args, md_path, png_path, elapsed, argv=None):
         lambda v: "–" if v is None else str(v))
     if "prior_gain_median" in w1 or "prior_gain_median" in w2:
         for k in ("prior_gain_median", "prior_gain_min", "prior_worse_001", "no_prior_delta_median",
-                  "all_found_ge1", "no_prior_all_found_ge1", "thin_recall_min",
-                  "no_prior_thin_recall_min", "n_thin"):
+                  "all_found_ge1", "no_prior_all_found_ge1", "n_phases_lost",
+                  "n_phases_found_before", "thin_recall_min", "no_prior_thin_recall_min",
+                  "n_thin", "thin_kept_min", "n_thin_kept"):
             w1.setdefault(k, None)
             w2.setdefault(k, None)
         L.append("| *spatial prior (same runs, labels before the prior)* | | |")
@@ -825,9 +870,16 @@ def write_report(recs, args, md_path, png_path, elapsed, argv=None):
         row("median Δ without the prior", "no_prior_delta_median")
         row("scenes with every phase ≥ 1 % found (prior)", "all_found_ge1")
         row("... without the prior", "no_prior_all_found_ge1")
+        L.append("| phases ≥ 1 % found without the prior and lost with it | "
+                 + " | ".join("–" if w.get("n_phases_lost") is None else
+                              f"{w['n_phases_lost']} / {w['n_phases_found_before']}"
+                              for w in (w1, w2)) + " |")
         row("min recall of 3-px lamellae (prior)", "thin_recall_min")
         row("... without the prior", "no_prior_thin_recall_min")
         row("(scenes with 3-px lamellae)", "n_thin", lambda v: "–" if v is None else str(v))
+        row("3-px lamellae found without the prior: share of their right pixels kept (min)",
+            "thin_kept_min")
+        row("(such lamellae)", "n_thin_kept", lambda v: "–" if v is None else str(v))
     if s.get("ceiling_phases_found"):
         L.append(f"\nThe MAP ceiling (the classifier that knows the true spectra) itself finds "
                  f"every phase ≥ 2 % in {_fmt(s.get('ceiling_all_found_ge2'), 2)} of the "
@@ -950,12 +1002,16 @@ def main(argv=None):
                     help="a fresh process per scene (slower: ~30 s of numba loading each)")
     ap.add_argument("--split-half", action="store_true",
                     help="also the split-half ARI of each workflow (two more runs per scene)")
+    ap.add_argument("--kind", choices=["grains", "lamellae", "particles", "boundary"],
+                    help="every scene of this geometry (e.g. lamellae: more 3-px lamellae)")
     ap.add_argument("--scene", help=argparse.SUPPRESS)   # child: SEED:SIZE
     ap.add_argument("--worker", action="store_true", help=argparse.SUPPRESS)
     ap.add_argument("--out", help=argparse.SUPPRESS)
     args = ap.parse_args(argv)
     if args.split_half:   # children inherit the environment
         os.environ["HEA_BENCH_SPLIT_HALF"] = "1"
+    if args.kind:
+        os.environ["HEA_BENCH_KIND"] = args.kind
 
     if args.scene:   # child process (--isolate): one scene
         seed, size = (int(v) for v in args.scene.split(":"))
