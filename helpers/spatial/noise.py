@@ -112,7 +112,8 @@ def dispersion(stat, df, labels, n_clusters):
     for k in range(int(n_clusters)):
         sel = (labels == k) & (df > 0)
         if sel.sum() >= 10:
-            ratio = np.median(stat[sel]) / np.median(chi2.median(df[sel]))
+            u, inv = np.unique(df[sel], return_inverse=True)   # a ppf per distinct df only
+            ratio = np.median(stat[sel]) / np.median(chi2.median(u)[inv])
             phi[k] = max(1.0, float(ratio))
     return phi
 
