@@ -272,20 +272,24 @@ def thin_kept(labels, before, truth):
     cluster whose majority phase is theirs), the share still right after it:
     {phase index: share} (empty when none)."""
     thin = truth.params["scene"].get("three_px_phases") or []
+    if not thin:
+        return {}
+    right = [_majority_phase(lab, truth) for lab in (before, labels)]
     out = {}
     for p in thin:
-        right = [_in_majority(lab, truth, p) for lab in (before, labels)]
-        n = int(right[0].sum())
-        if n:
-            out[str(p)] = float((right[0] & right[1]).sum() / n)
+        was, still = ((truth.labels == p) & (r == p) for r in right)
+        if was.any():
+            out[str(p)] = float((was & still).sum() / was.sum())
     return out
 
 
-def _in_majority(labels, truth, p):
-    """Pixels of phase p lying in clusters whose majority phase is p."""
+def _majority_phase(labels, truth):
+    """Each pixel's cluster's majority phase (-1 where unassigned)."""
     clusters, m = contingency(labels, truth)
-    major = clusters[m.argmax(1) == p] if len(clusters) else np.zeros(0, int)
-    return (truth.labels == p) & np.isin(labels, major)
+    major = np.full(labels.shape, -1)
+    for c, p in zip(clusters.tolist(), m.argmax(1).tolist()):
+        major[labels == c] = p
+    return major
 
 
 def _label_metrics(labels, truth):
@@ -633,9 +637,10 @@ def _prior_summary(runs, w):
     # phases >= 1 % that the per-pixel labels found and the prior lost, scene by scene
     phase_lost = [[int(r["seed"]), int(r["size"]), p] for r in with_prior
                   for p, (a, b, x) in enumerate(zip(r[w]["found"], r[w]["no_prior"]["found"],
-                                                    _fractions(r))) if b and not a and x >= 0.01]
+                                                    r["scene"]["fractions"]))
+                  if b and not a and x >= 0.01]
     n_found_before = sum(int(b and x >= 0.01) for r in with_prior
-                         for b, x in zip(r[w]["no_prior"]["found"], _fractions(r)))
+                         for b, x in zip(r[w]["no_prior"]["found"], r["scene"]["fractions"]))
     # "kept": of the pixels of a 3-px lamellae phase that the per-pixel labels found, those
     # they had right, the share still right with the prior
     kept = [v for r in with_prior for p, v in (r[w].get("thin_kept") or {}).items()
@@ -655,11 +660,6 @@ def _prior_summary(runs, w):
                 thin_recall_min=float(min(min(a.values()) for a, _ in thin)) if thin else None,
                 no_prior_thin_recall_min=float(min(min(b.values()) for _, b in thin))
                 if thin else None, n_thin=len(thin))
-
-
-def _fractions(rec):
-    """Each true phase's share of the sample pixels (the scene's own record)."""
-    return rec["scene"].get("fractions") or [1.0] * len(rec["w1"]["found"])
 
 
 def summarise(recs):

@@ -234,9 +234,9 @@ def _regularise(counts, labels, mask, beta, neighbourhood, n_iter, energy_bin, c
             b, _, _ = estimate_beta_mf(g, DL, b, P=init_marginals(g, DL, lab_img0, b))
             state["beta"], state["hard"] = b, b0
             state["used"] = map_scale * (min(b, b0) if cap else b)
-        if P is None and state["used"] > 0:  # from the input labels, not from the marginals
-            P = init_marginals(g, DL, lab_img0, state["used"])   # of a larger beta (hysteresis)
-        if P is not None and state["used"] > 0:
+        if state["used"] > 0:
+            if P is None:   # from the input labels, not the marginals of a larger beta (hysteresis)
+                P = init_marginals(g, DL, lab_img0, state["used"])
             mean_field(g, DL, state["used"], P, n_sweeps=10)
         state["P"] = P
         return logp
@@ -282,7 +282,7 @@ def _regularise(counts, labels, mask, beta, neighbourhood, n_iter, energy_bin, c
     return _result(cur, clusters, m, lab0, DL, state, energy_trace, beta_trace, it)
 
 
-def _check_settings(beta, n_iter, noise_fdr, tol, map_scale=1.0):
+def _check_settings(beta, n_iter, noise_fdr, tol, map_scale):
     """Refuse impossible settings; True when beta is to be estimated ("auto")."""
     auto = isinstance(beta, str)
     if auto and beta != "auto":
