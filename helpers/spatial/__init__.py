@@ -38,11 +38,11 @@ scene whose true map has a pseudo-likelihood beta of 1.04 (the input labels' 1.0
 returned 7.5. The coupling used is therefore at most the input labels' own pseudo-likelihood
 estimate: ``map_scale`` x min(EM estimate, Besag estimate) (``cap``).
 
-Labels. The MAP labelling at that coupling (:data:`MAP_SCALE`) by iterated conditional modes (ICM, Besag 1986) with a
-four-colour schedule (no two pixels of a colour are 8-neighbours, so a whole colour is
-updated at once, exactly like sequential ICM), started from the modes of mean-field marginals
-at that coupling, themselves started from the input labels (mean field has several fixed
-points: started from the ordered marginals of a larger beta it stays ordered).
+Labels. The MAP labelling at that coupling (:data:`MAP_SCALE`) by iterated conditional modes
+(ICM, Besag 1986) with a four-colour schedule (no two pixels of a colour are 8-neighbours, so a
+whole colour is updated at once, exactly like sequential ICM), started from the modes of
+mean-field marginals at that coupling, themselves started from the input labels (mean field has
+several fixed points: started from the ordered marginals of a larger beta it stays ordered).
 On the simulated maps of ``benchmarks/spatial_prior.py --graphcut`` it ends within 0.1 %
 (hea6: 5e-5) of the energy that alpha-expansion graph cuts (gco-wrapper) gain over the
 per-pixel labels, with >= 99.6 % (hea6: 99.98 %) of the labels equal, so no graph-cut
@@ -235,7 +235,7 @@ def _regularise(counts, labels, mask, beta, neighbourhood, n_iter, energy_bin, c
             state["beta"], state["hard"] = b, b0
             state["used"] = map_scale * (min(b, b0) if cap else b)
         if state["used"] > 0:
-            if P is None:   # from the input labels, not the marginals of a larger beta (hysteresis)
+            if P is None:   # from the input labels, not a larger beta's marginals (hysteresis)
                 P = init_marginals(g, DL, lab_img0, state["used"])
             mean_field(g, DL, state["used"], P, n_sweeps=10)
         state["P"] = P
