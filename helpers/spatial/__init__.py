@@ -125,6 +125,8 @@ class SpatialResult:
         given beta when fixed).
     beta_input : float or None
         Besag's pseudo-likelihood beta of the input labels (the cap; None when fixed).
+    prepared : PreparedCounts
+        The counts as the prior read them (pass them back as ``counts`` to skip preparing).
     """
     labels: np.ndarray
     beta: float
@@ -137,6 +139,7 @@ class SpatialResult:
     data: np.ndarray = field(default=None, repr=False)
     beta_estimate: float = None
     beta_input: float = None
+    prepared: PreparedCounts = field(default=None, repr=False)
 
 
 def regularise_labels(counts, labels, mask=None, beta="auto", neighbourhood=8, n_iter=N_ITER,
@@ -147,6 +150,8 @@ def regularise_labels(counts, labels, mask=None, beta="auto", neighbourhood=8, n
     Parameters
     ----------
     counts : (rows, cols, channels) raw counts (NumPy array, e.g. ``signal.data``; uint8 ok)
+        or :class:`PreparedCounts` (:func:`prepare_counts`, reused across calls on one map;
+        ``energy_bin`` and ``channels`` are then ignored; ``SpatialResult.prepared`` holds it)
     labels : (rows, cols) int
         Starting labels on the same grid, e.g. ``WorkflowResult.labels``; -1 = unassigned
         (HDBSCAN noise is relabelled when a cluster explains it). They define the clusters
@@ -204,7 +209,7 @@ def regularise_labels(counts, labels, mask=None, beta="auto", neighbourhood=8, n
 
 def _regularise(counts, labels, mask, beta, neighbourhood, n_iter, energy_bin, channels,
                 noise_test, noise_fdr, min_counts, pseudo_count, tol, map_scale, cap):
-    prep = prepare_counts(counts, mask, energy_bin, channels)
+    prep = _prepared(counts, mask, energy_bin, channels)
     lab0 = check_labels(labels, prep.shape)
     m = prep.mask
     if not m.any():
@@ -279,7 +284,20 @@ def _regularise(counts, labels, mask, beta, neighbourhood, n_iter, energy_bin, c
             flags = test(new, logp)
             new[flags] = -1
             cur = new
-    return _result(cur, clusters, m, lab0, DL, state, energy_trace, beta_trace, it)
+    out = _result(cur, clusters, m, lab0, DL, state, energy_trace, beta_trace, it)
+    out.prepared = prep
+    return out
+
+
+def _prepared(counts, mask, energy_bin, channels):
+    """``counts`` prepared (:func:`prepare_counts`), or as given when already prepared (once
+    for many calls on one map, e.g. a slider), its mask checked against ``mask``."""
+    if not isinstance(counts, PreparedCounts):
+        return prepare_counts(counts, mask, energy_bin, channels)
+    if mask is not None and not np.array_equal(np.asarray(mask, bool), counts.mask):
+        raise ParameterError("mask differs from the prepared counts' mask: prepare the counts "
+                             "with this mask (prepare_counts).")
+    return counts
 
 
 def _check_settings(beta, n_iter, noise_fdr, tol, map_scale):

@@ -12,13 +12,20 @@ from ..errors import DataError, ParameterError
 
 def one_blas_thread():
     """Context limiting BLAS to one thread: the products here are thin (k = a few columns),
-    and on a shared two-core machine OpenBLAS's threads made them 10-100x slower."""
+    and on a shared two-core machine OpenBLAS's threads made them 10-100x slower. The loaded
+    libraries are scanned once per process (a scan takes about 10 ms, a slider move's tenth)."""
+    global _CONTROLLER
     try:
-        from threadpoolctl import threadpool_limits
+        from threadpoolctl import ThreadpoolController
     except ImportError:          # pragma: no cover - threadpoolctl comes with scikit-learn
         from contextlib import nullcontext
         return nullcontext()
-    return threadpool_limits(1, user_api="blas")
+    if _CONTROLLER is None:
+        _CONTROLLER = ThreadpoolController()
+    return _CONTROLLER.limit(limits=1, user_api="blas")
+
+
+_CONTROLLER = None
 
 
 @dataclass

@@ -319,7 +319,6 @@ def apply_spatial_prior(signal, feats, result, beta):
     counts, channels, ebin = spatial_counts(as_signal(signal), feats)
     sp = regularise_labels(counts, result.labels, mask=result.mask, beta=beta,
                            energy_bin=ebin, channels=channels)
-    sp.counts_args = (counts, channels, ebin)
     result.labels = sp.labels
     result.spatial = sp
     result.n_clusters = int(sp.labels.max() + 1)
@@ -396,11 +395,9 @@ def recluster_workflow2(result, min_cluster_size):
         return res
     # the same prior at the coupling the full run estimated (re-estimating it would redo the
     # slow part on every slider move)
-    counts, channels, ebin = result.spatial.counts_args
-    sp = regularise_labels(counts, res.labels, mask=res.mask, beta=result.spatial.beta,
-                           energy_bin=ebin, channels=channels)
+    sp = regularise_labels(result.spatial.prepared, res.labels, mask=res.mask,
+                           beta=result.spatial.beta)
     res.labels_per_pixel, res.labels, res.spatial = res.labels, sp.labels, sp
-    sp.counts_args = result.spatial.counts_args
     res.n_clusters = int(sp.labels.max() + 1)
     return res
 
@@ -452,11 +449,13 @@ def regularised_at(signal, result, beta):
         base.labels_per_pixel = base.labels
         base.n_clusters = int(base.labels.max() + 1)
         return base
-    counts, channels, ebin = (result.spatial.counts_args if result.spatial is not None
-                              else spatial_counts(as_signal(signal), _features_of(signal, result)))
-    sp = regularise_labels(counts, base.labels, mask=base.mask, beta=float(beta),
-                           energy_bin=ebin, channels=channels)
-    sp.counts_args = (counts, channels, ebin)
+    if result.spatial is not None:
+        sp = regularise_labels(result.spatial.prepared, base.labels, mask=base.mask,
+                               beta=float(beta))
+    else:
+        counts, channels, ebin = spatial_counts(as_signal(signal), _features_of(signal, result))
+        sp = regularise_labels(counts, base.labels, mask=base.mask, beta=float(beta),
+                               energy_bin=ebin, channels=channels)
     base.labels_per_pixel, base.labels, base.spatial = base.labels, sp.labels, sp
     base.n_clusters = int(sp.labels.max() + 1)
     return base
