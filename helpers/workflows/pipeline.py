@@ -41,6 +41,7 @@ class WorkflowResult:
     workflow: int
     labels: np.ndarray            # (rows, cols) int, original grid
     probabilities: np.ndarray     # W1: (rows, cols, k) posteriors; W2: (rows, cols) membership
+    # (both of the per-pixel model, before the spatial prior)
     mask: np.ndarray              # (rows, cols) bool, True = sample pixel that was clustered
     labels_binned: np.ndarray     # (rows_b, cols_b)
     mask_binned: np.ndarray       # (rows_b, cols_b)
