@@ -111,3 +111,19 @@ def test_lazy_map_through_the_workflow_calls_equals_in_memory(written):
                                    atol=1e-9)
         np.testing.assert_allclose(ql.compositions[c].err_total, qe.compositions[c].err_total,
                                    atol=1e-9)
+
+
+def test_spatial_prior_counts_of_a_lazy_map_are_read_once_and_match_memory(written):
+    """The spatial prior's raw counts of a lazy map: one pass for both workflows, 16-bit, the
+    same numbers as cropping and channel-binning the map in memory."""
+    from helpers.workflows.features import compute_features, spatial_counts
+    path, _ = written
+    lazy = io.load_spectrum_image(path, lazy=True, verbose=False)
+    eager = io.load_spectrum_image(path, lazy=False, verbose=False)
+    feats = compute_features(eager)
+    got, channels, one = spatial_counts(lazy, feats)
+    assert spatial_counts(lazy, feats)[0] is got and got.dtype == np.uint16 and one == 1
+    data, (lo, hi), eb = spatial_counts(eager, feats)
+    n = (hi - lo) // eb * eb
+    want = data[:, :, lo:lo + n].reshape(*data.shape[:2], -1, eb).sum(axis=-1)
+    assert channels is None and eb > 1 and np.array_equal(got, want)

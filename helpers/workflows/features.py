@@ -125,6 +125,7 @@ MIN_SAMPLE_PIXELS = 20
 
 #: Features of the last maps seen in this process (workflow 1 and 2 of one map share them).
 _FEATURES_MEMO = {}
+_LAZY_COUNTS = {}   # the last lazy map's counts for the spatial prior (spatial_counts)
 
 _WARNED = {}   # as a module's __warningregistry__: a "default" warning shows once per place
 
@@ -244,13 +245,24 @@ def spatial_counts(signal, feats):
     """The raw counts the spatial prior reads, on the original pixel grid: ``(counts, channels,
     energy_bin)`` for :func:`helpers.spatial.regularise_labels`. In memory: the map itself with
     the features' channel range and binning (no copy). Lazy: reduced chunk by chunk to that
-    range and binning first (:func:`helpers.preprocess.lazy_binned_counts`, bin factor 1)."""
+    range and binning first (:func:`helpers.preprocess.lazy_binned_counts`, bin factor 1), once
+    for both workflows."""
     eb = feats.params.get("energy_bin", "auto")
     eb = auto_energy_bin(signal) if eb == "auto" else int(eb)
     if getattr(signal, "_lazy", False):
-        lz = lazy_binned_counts(signal, 1, feats.energy_range, eb)
-        rows, cols = lz["original_shape"]
-        return lz["counts"].reshape(rows, cols, -1), None, 1
+        # one pass over the file for both workflows (the same dask array, held here so its id
+        # cannot be reused), kept as 16-bit integers when the counts fit (half of float32)
+        key = (tuple(feats.energy_range), eb)
+        if _LAZY_COUNTS.get("src") is not signal.data or _LAZY_COUNTS.get("key") != key:
+            _LAZY_COUNTS.clear()
+            lz = lazy_binned_counts(signal, 1, feats.energy_range, eb)
+            rows, cols = lz["original_shape"]
+            c = lz["counts"].reshape(rows, cols, -1)
+            if np.issubdtype(signal.data.dtype, np.integer) and c.size and c.min() >= 0 \
+                    and c.max() < 2 ** 16:
+                c = c.astype(np.uint16)
+            _LAZY_COUNTS.update(src=signal.data, key=key, counts=c)
+        return _LAZY_COUNTS["counts"], None, 1
     if not hasattr(signal, "axes_manager"):
         return np.asarray(signal), None, 1
     sl = energy_slice(signal, feats.energy_range)
