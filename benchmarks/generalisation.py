@@ -1032,6 +1032,10 @@ def main(argv=None):
     if args.report_only:
         data = json.loads(json_path.read_text())
         args.jobs = int(data.get("jobs", args.jobs))
+        # the header states the parameters of the stored run, not of this command line
+        stored = ap.parse_args([a for a in data["argv"] if a != "--report-only"])
+        args.w1, args.w2, args.kind, args.split_half = (stored.w1, stored.w2, stored.kind,
+                                                        stored.split_half)
         write_report(data["scenes"], args, md_path, png_path, data["elapsed_s"], data["argv"])
         print(f"wrote {md_path}")
         return 0
