@@ -892,10 +892,13 @@ def write_report(recs, args, md_path, png_path, elapsed, argv=None):
              f"({png_path.name})\n")
 
     L.append("## Per scene\n")
-    L.append("| seed | size | scene | min frac | dose/px | min diff at% | ceiling | MAP ceil. | W1 ARI | W1 Δ | "
-             "W1 found | W1 err | W1 cov | W2 ARI | W2 Δ | W2 k | W2 found | W2 noise | W2 err | "
-             "W2 cov | split-half W1 / W2 |")
-    L.append("|" + "---|" * 21)
+    # with the spatial prior on, each workflow's per-pixel ARI (its labels before the prior)
+    pp = any(r[w].get("no_prior") for r in ok for w in ("w1", "w2"))
+    px = " {} per-px |" if pp else ""
+    L.append("| seed | size | scene | min frac | dose/px | min diff at% | ceiling | MAP ceil. | W1 ARI |"
+             + px.format("W1") + " W1 Δ | W1 found | W1 err | W1 cov | W2 ARI |" + px.format("W2")
+             + " W2 Δ | W2 k | W2 found | W2 noise | W2 err | W2 cov | split-half W1 / W2 |")
+    L.append("|" + "---|" * (23 if pp else 21))
     for r in ok:
         sc = r["scene"]
         cells = [str(r["seed"]), str(r["size"]), describe(sc), f"{100 * sc['min_fraction']:.1f} %",
@@ -904,10 +907,13 @@ def write_report(recs, args, md_path, png_path, elapsed, argv=None):
         for w in ("w1", "w2"):
             x = r[w]
             if x.get("error"):
-                cells += ["error"] + [""] * (5 if w == "w1" else 7)
+                cells += ["error"] + [""] * ((5 if w == "w1" else 7) + pp)
                 continue
             comp = x.get("composition", {})
-            cells += [_fmt(x["ari"]), _fmt(x["ari_minus_ceiling"])]
+            cells.append(_fmt(x["ari"]))
+            if pp:
+                cells.append(_fmt((x.get("no_prior") or {}).get("ari")))
+            cells.append(_fmt(x["ari_minus_ceiling"]))
             if w == "w2":
                 cells.append(str(x["n_clusters"]))
             cells.append(f"{x['n_found']}/{len(x['found'])}")
@@ -919,7 +925,8 @@ def write_report(recs, args, md_path, png_path, elapsed, argv=None):
         L.append("| " + " | ".join(cells) + " |")
     L.append("\n*min frac*: smallest phase's share of the sample; *dose/px*: mean counts per "
              "sample pixel; *min diff at%*: largest per-element difference of the two most similar "
-             "phases; *k*: clusters; *err*: median |at% error|; *cov*: 2σ coverage.\n")
+             "phases; *per-px*: the same run's ARI before the spatial prior (its per-pixel labels); "
+             "*k*: clusters; *err*: median |at% error|; *cov*: 2σ coverage.\n")
 
     L.append("## Worst scenes (regression cases)\n")
     for w, name in (("w1", "W1"), ("w2", "W2")):
