@@ -119,14 +119,15 @@ def dispersion(stat, df, labels, n_clusters):
 
 
 def _window_sums(prep, lab, shape, ids, nw):
-    """(n_sample, nw) counts of each pixel summed over its cluster's energy windows."""
+    """(n_sample, nw) counts of each pixel summed over its cluster's energy windows (in float32:
+    exact for integer counts, 2-3 times faster than float64)."""
     K, F = shape
-    Ws = np.zeros((K, F, nw))
+    Ws = np.zeros((K, F, nw), np.float32)
     for k in range(K):
         Ws[k, np.arange(F), ids[k]] = 1.0
     Z = np.zeros((prep.n_pixels, nw), np.float32)
     with one_blas_thread():
-        for i0, i1, b in prep.blocks():
+        for i0, i1, b in prep.blocks(np.float32):
             li = lab[i0:i1]
             for k in range(K):
                 r = np.flatnonzero(li == k)
@@ -169,11 +170,14 @@ def benjamini_hochberg(pvalues, fdr):
     """
     p = np.asarray(pvalues, float)
     n = p.size
-    if n == 0:
-        return np.zeros(0, bool)
-    order = np.argsort(p, kind="stable")
-    ok = p[order] <= fdr * np.arange(1, n + 1) / n
     out = np.zeros(n, bool)
+    # only p <= fdr can be rejected, and they are the smallest: their ranks among themselves
+    # are their ranks among all n, so only they are sorted (a map's worth of p-values is not)
+    cand = np.flatnonzero(p <= fdr)
+    if cand.size == 0:
+        return out
+    order = cand[np.argsort(p[cand], kind="stable")]
+    ok = p[order] <= fdr * np.arange(1, order.size + 1) / n
     if ok.any():
         out[order[:np.flatnonzero(ok)[-1] + 1]] = True
     return out
