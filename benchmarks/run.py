@@ -846,8 +846,10 @@ def _report_header(R, info, args, started, finished, load_before, load_after):
     L.append(f"Written by `benchmarks/run.py{' --quick' if args.quick else ''}` on "
              f"{time.strftime('%Y-%m-%d %H:%M', time.localtime(started))}–"
              f"{time.strftime('%H:%M %Z', time.localtime(finished))} "
-             f"({(finished - started) / 60:.1f} min). Re-run with "
-             "`.venv/bin/python benchmarks/run.py` from the project root.\n")
+             f"({(finished - started) / 60:.1f} min)"
+             + (f", groups {' '.join(args.only)} only: the other sections are from earlier runs "
+                "(kept in `benchmarks/_work/results.json`)" if getattr(args, "only", None) else "")
+             + ". Re-run with `.venv/bin/python benchmarks/run.py` from the project root.\n")
     L.append(f"**Machine:** {info['nproc']} cores ({info['affinity']} usable), "
              f"{info['ram_gib']:.1f} GiB RAM, {info['cpu']}; Python {info['python']}, "
              f"{info['platform']}.  ")
