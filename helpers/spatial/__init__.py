@@ -284,9 +284,7 @@ def _regularise(counts, labels, mask, beta, neighbourhood, n_iter, energy_bin, c
             flags = test(new, logp)
             new[flags] = -1
             cur = new
-    out = _result(cur, clusters, m, lab0, DL, state, energy_trace, beta_trace, it)
-    out.prepared = prep
-    return out
+    return _result(cur, clusters, m, lab0, DL, state, energy_trace, beta_trace, it, prep)
 
 
 def _prepared(counts, mask, energy_bin, channels):
@@ -320,7 +318,7 @@ def _check_settings(beta, n_iter, noise_fdr, tol, map_scale):
     return auto
 
 
-def _result(cur, clusters, m, lab0, DL, state, energy_trace, beta_trace, n_iter):
+def _result(cur, clusters, m, lab0, DL, state, energy_trace, beta_trace, n_iter, prep):
     """The :class:`SpatialResult` of the final sample labels ``cur`` (codes into ``clusters``)."""
     out = np.full(m.shape, -1, np.int64)
     vals = np.full(cur.shape, -1, np.int64)
@@ -333,4 +331,5 @@ def _result(cur, clusters, m, lab0, DL, state, energy_trace, beta_trace, n_iter)
     return SpatialResult(labels=out, beta=float(state["used"]), n_changed=n_changed,
                          energy_trace=energy_trace, noise=noise, clusters=clusters,
                          beta_trace=beta_trace, n_iter=n_iter, data=Dout,
-                         beta_estimate=float(state["beta"]), beta_input=state.get("hard"))
+                         beta_estimate=float(state["beta"]), beta_input=state.get("hard"),
+                         prepared=prep)

@@ -318,10 +318,13 @@ def apply_spatial_prior(signal, feats, result, beta):
     if beta is None or (not isinstance(beta, str) and float(beta) == 0):
         return result
     counts, channels, ebin = spatial_counts(as_signal(signal), feats)
-    sp = regularise_labels(counts, result.labels, mask=result.mask, beta=beta,
-                           energy_bin=ebin, channels=channels)
-    result.labels = sp.labels
-    result.spatial = sp
+    return _with_prior(result, regularise_labels(counts, result.labels, mask=result.mask,
+                                                 beta=beta, energy_bin=ebin, channels=channels))
+
+
+def _with_prior(result, sp):
+    """``result`` holding the prior's labels ``sp`` (its own labels kept as the per-pixel ones)."""
+    result.labels_per_pixel, result.labels, result.spatial = result.labels, sp.labels, sp
     result.n_clusters = int(sp.labels.max() + 1)
     return result
 
@@ -396,11 +399,8 @@ def recluster_workflow2(result, min_cluster_size):
         return res
     # the same prior at the coupling the full run estimated (re-estimating it would redo the
     # slow part on every slider move)
-    sp = regularise_labels(result.spatial.prepared, res.labels, mask=res.mask,
-                           beta=result.spatial.beta)
-    res.labels_per_pixel, res.labels, res.spatial = res.labels, sp.labels, sp
-    res.n_clusters = int(sp.labels.max() + 1)
-    return res
+    return _with_prior(res, regularise_labels(result.spatial.prepared, res.labels,
+                                              mask=res.mask, beta=result.spatial.beta))
 
 
 def save_labels(result, output_dir=None, signal=None):
@@ -450,16 +450,12 @@ def regularised_at(signal, result, beta):
         base.labels_per_pixel = base.labels
         base.n_clusters = int(base.labels.max() + 1)
         return base
-    if result.spatial is not None:
-        sp = regularise_labels(result.spatial.prepared, base.labels, mask=base.mask,
-                               beta=float(beta))
-    else:
-        counts, channels, ebin = spatial_counts(as_signal(signal), _features_of(signal, result))
-        sp = regularise_labels(counts, base.labels, mask=base.mask, beta=float(beta),
-                               energy_bin=ebin, channels=channels)
-    base.labels_per_pixel, base.labels, base.spatial = base.labels, sp.labels, sp
-    base.n_clusters = int(sp.labels.max() + 1)
-    return base
+    # the counts as the full run's prior read them, else read them now
+    counts, channels, ebin = ((result.spatial.prepared, None, 1) if result.spatial is not None
+                              else spatial_counts(as_signal(signal), _features_of(signal, result)))
+    return _with_prior(base, regularise_labels(counts, base.labels, mask=base.mask,
+                                               beta=float(beta), energy_bin=ebin,
+                                               channels=channels))
 
 
 def _features_of(signal, result):
