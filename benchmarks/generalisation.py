@@ -60,9 +60,12 @@ warnings.filterwarnings("ignore")
 # ============================================================================================
 def _extras(r, rerun):
     """What every run also hands to :func:`evaluate` (not stored): the labels before the
-    spatial prior (None when it was off) and a re-run for the split-half check."""
+    spatial prior (None when it was off), workflow 2's before its split test (None when it did
+    not run) and a re-run for the split-half check."""
     before = None if r.spatial is None else np.asarray(r.labels_per_pixel)
-    return dict(_labels_per_pixel=before, _rerun=rerun)
+    unsplit = getattr(r, "labels_unsplit", None)
+    return dict(_labels_per_pixel=before, _rerun=rerun,
+                _labels_unsplit=None if unsplit is None else np.asarray(unsplit))
 
 
 def run_workflow1(signal, n_clusters, **params):
@@ -315,11 +318,14 @@ def evaluate(workflow, run, signal, truth, split_half=False):
         return out, None
     out["time_s"] = time.perf_counter() - t0
     before, rerun = info.pop("_labels_per_pixel", None), info.pop("_rerun", None)
+    unsplit = info.pop("_labels_unsplit", None)
     out.update(info)
     out.update(_label_metrics(labels, truth))
     if before is not None:   # the same run without the spatial prior
         out["no_prior"] = _label_metrics(before, truth)
         out["thin_kept"] = thin_kept(labels, before, truth)
+    if unsplit is not None:   # the same run before workflow 2's split test
+        out["no_split"] = _label_metrics(unsplit, truth)
     if split_half and rerun is not None:
         t1 = time.perf_counter()
         try:
@@ -662,6 +668,24 @@ def _prior_summary(runs, w):
                 if thin else None, n_thin=len(thin))
 
 
+def _split_summary(runs, w):
+    """Workflow 2's split test against the same run's labels before it (when it ran)."""
+    tested = [r for r in runs if r[w].get("no_split")]
+    if not tested:
+        return {}
+    change = np.array([r[w]["ari"] - r[w]["no_split"]["ari"] for r in tested])
+    split = change != 0
+    return dict(split_scenes=int(split.sum()), n_split_tested=len(tested),
+                split_change_median=float(np.median(change[split])) if split.any() else None,
+                split_change_min=float(change.min()), split_change_max=float(change.max()),
+                split_worse_001=int(np.sum(change < -0.01)),
+                split_worse_cases=[[int(r["seed"]), int(r["size"]), round(float(c), 3)]
+                                   for r, c in zip(tested, change) if c < -0.01],
+                no_split_all_found_ge2=float(np.mean([r[w]["no_split"]["all_found_ge2"]
+                                                      for r in tested])),
+                no_split_phases_found=int(sum(r[w]["no_split"]["n_found"] for r in tested)))
+
+
 def summarise(recs):
     ok = [r for r in recs if not r.get("error")]
     s = dict(n_scenes=len(recs), n_ok=len(ok), n_failed=len(recs) - len(ok))
@@ -704,7 +728,8 @@ def summarise(recs):
             n_unquantified=int(sum(r[w].get("composition", {}).get("n_unquantified", 0)
                                    for r in runs)),
             time_median=float(np.median(_vals(ok, w, "time_s"))) if runs else None)
-        s[w].update(_split_half_summary(runs, w), **_prior_summary(runs, w))
+        s[w].update(_split_half_summary(runs, w), **_prior_summary(runs, w),
+                    **_split_summary(runs, w))
     c = np.array([r["ceiling"] for r in ok if r.get("ceiling") is not None])
     s["ceiling_median"] = float(np.median(c)) if c.size else None
     s["n_low_ceiling"] = int(np.sum(c < 0.1))
@@ -880,6 +905,25 @@ def write_report(recs, args, md_path, png_path, elapsed, argv=None):
         row("3-px lamellae found without the prior: share of their right pixels kept (min)",
             "thin_kept_min")
         row("(such lamellae)", "n_thin_kept", lambda v: "–" if v is None else str(v))
+    if "split_scenes" in w2:
+        for k in ("split_scenes", "split_change_median", "split_change_min", "split_change_max",
+                  "split_worse_001", "no_split_all_found_ge2", "no_split_phases_found"):
+            w1.setdefault(k, None)
+        L.append("| *split test (W2; same runs, labels before it)* | | |")
+        row("scenes where a cluster was split", "split_scenes",
+            lambda v: "–" if v is None else str(v))
+        row("median ARI change where split", "split_change_median")
+        row("worst ARI change from the split", "split_change_min")
+        row("best ARI change from the split", "split_change_max")
+        row("scenes worse by > 0.01 with the split", "split_worse_001",
+            lambda v: "–" if v is None else str(v))
+        w1.setdefault("split_worse_cases", None)
+        row("... those scenes (seed: change)", "split_worse_cases",
+            lambda v: "–" if not v else ", ".join(f"{a}: {c:+.3f}" for a, _, c in v))
+        row("scenes where every phase ≥ 2 % is found, before the split", "no_split_all_found_ge2",
+            lambda v: _fmt(v, 2))
+        row("true phases found before the split (total)", "no_split_phases_found",
+            lambda v: "–" if v is None else str(v))
     if s.get("ceiling_phases_found"):
         L.append(f"\nThe MAP ceiling (the classifier that knows the true spectra) itself finds "
                  f"every phase ≥ 2 % in {_fmt(s.get('ceiling_all_found_ge2'), 2)} of the "

@@ -14,7 +14,7 @@ from ..errors import ParameterError
 
 #: Names of the notebooks' UPPER_CASE constants that map onto :class:`WorkflowParams` fields.
 NOTEBOOK_NAMES = ("BIN_FACTOR", "N_COMPONENTS", "RANDOM_STATE", "N_CLUSTERS", "MIN_CLUSTER_SIZE",
-                  "MIN_SAMPLES", "UMAP_INPUT", "SPATIAL_BETA", "SMOOTHING")
+                  "MIN_SAMPLES", "UMAP_INPUT", "SPATIAL_BETA", "SMOOTHING", "SPLIT_CLUSTERS")
 
 
 #: ``smoothing`` when not given, per workflow: both pool. Workflow 2 on the random-scene
@@ -79,6 +79,9 @@ class WorkflowParams:
     Both workflows: ``spatial_beta`` ("auto": a Potts prior on the original pixel grid, its
     coupling estimated from the data, :func:`helpers.spatial.regularise_labels`, the default; a
     number: that coupling; None or 0: the per-pixel labels).
+    Workflow 2 with the prior: ``split_clusters`` (default True: a cluster whose interior holds
+    two compositions that differ in space, confirmed on counts the search did not use, is split
+    in two, :func:`helpers.workflows.split.split_mixed_clusters`).
     """
 
     bin_factor: int = 2
@@ -120,6 +123,9 @@ class WorkflowParams:
     # phase >= 1 % lost, >= 0.91 of the right pixels of 3-px lamellae kept, 0.2 s at 256 x 256.
     # None (or 0) gives the per-pixel labels of the paper's workflows.
     spatial_beta: object = "auto"
+    # Workflow 2: test every final cluster for two compositions that differ in space and split
+    # it where they do (helpers.workflows.split); needs the spatial prior (it relabels).
+    split_clusters: bool = True
 
     def replace(self, **changes) -> "WorkflowParams":
         """A copy with some fields changed; an unknown name is refused with the known ones."""

@@ -28,6 +28,7 @@ from ..preprocess import upsample_labels
 from ..spatial import regularise_labels
 from .features import as_signal, embedding_for, pca_of_features, pooling_grid, spatial_counts
 from .params import resolve
+from .split import split_mixed
 
 
 @dataclass
@@ -61,6 +62,8 @@ class WorkflowResult:
     pooled: np.ndarray = field(repr=False, default=None)   # W2: their pooled counts, or None
     labels_per_pixel: np.ndarray = field(repr=False, default=None)  # before the spatial prior
     spatial: object = field(repr=False, default=None)   # helpers.spatial.SpatialResult, or None
+    source: object = field(repr=False, default=None)    # W2: the signal the split test read
+    labels_unsplit: np.ndarray = field(repr=False, default=None)  # W2: before the split test
 
     @property
     def noise_fraction(self):
@@ -220,15 +223,15 @@ def workflow2(signal, params=None, *, cache=True, **overrides):
         :func:`helpers.multinomial.split_along_tree`; "eom" or "leaf": HDBSCAN's own; see
         :class:`WorkflowParams` for the benchmark numbers), ``random_state``, ``max_components``.
     cache : bool
-    **overrides
-        Any field of :class:`WorkflowParams`.
+    **overrides : any field of :class:`WorkflowParams`
 
     Returns
     -------
     WorkflowResult
-        ``labels`` (rows, cols) on the original grid, -1 = noise, vacuum/support or cropped;
-        ``probabilities`` (rows, cols) HDBSCAN membership strength; ``embedding`` the UMAP
-        coordinates; ``hdbscan`` holds the single-linkage tree for :func:`recluster_workflow2`.
+        ``labels`` (rows, cols), original grid, -1 = noise, vacuum/support or cropped; with the
+        prior, clusters holding two phases split (``split_clusters``, :func:`split_mixed`);
+        ``probabilities`` HDBSCAN's membership; ``embedding`` UMAP's coordinates; ``hdbscan``
+        the tree for :func:`recluster_workflow2`.
     """
     q = resolve(params, **overrides)
     n_epochs = UMAP_EPOCHS if q.n_epochs is None else q.n_epochs
@@ -237,8 +240,7 @@ def workflow2(signal, params=None, *, cache=True, **overrides):
                                   random_state=q.random_state, max_components=q.max_components,
                                   n_epochs=n_epochs, cache=cache, **q.feature_kwargs(2))
     m, n = feats.mask, int(feats.mask.sum())
-    auto = q.min_cluster_size is None or (isinstance(q.min_cluster_size, str)
-                                          and q.min_cluster_size == "auto")
+    auto = q.min_cluster_size is None or str(q.min_cluster_size) == "auto"
     mcs = default_min_cluster_size(n) if auto else q.min_cluster_size
     ms = min(5, int(mcs)) if q.min_samples is None else q.min_samples
     key = dict(umap_input=q.umap_input, n_components=p.n_components, umap_dims=q.umap_dims,
@@ -271,7 +273,8 @@ def workflow2(signal, params=None, *, cache=True, **overrides):
                                          pooled, q.cluster_selection)
     res = _result(2, feats, p, labels, proba, int(labels.max() + 1), info, embedding=emb,
                   hdbscan=h, counts=counts, pooled=pooled)
-    return apply_spatial_prior(signal, feats, res, q.spatial_beta)
+    return split_mixed(signal, apply_spatial_prior(signal, feats, res, q.spatial_beta),
+                       q.split_clusters)
 
 
 #: Plateaus with more HDBSCAN clusters than this are not tested (the merge costs grow as k^2).
@@ -398,9 +401,12 @@ def recluster_workflow2(result, min_cluster_size):
     if result.spatial is None:
         return res
     # the same prior at the coupling the full run estimated (re-estimating it would redo the
-    # slow part on every slider move)
-    return _with_prior(res, regularise_labels(result.spatial.prepared, res.labels,
-                                              mask=res.mask, beta=result.spatial.beta))
+    # slow part on every slider move), then the same split test
+    res = _with_prior(res, regularise_labels(result.spatial.prepared, res.labels,
+                                             mask=res.mask, beta=result.spatial.beta))
+    if result.source is None:
+        return res
+    return split_mixed(result.source, res, result.params.get("split_clusters", False))
 
 
 def save_labels(result, output_dir=None, signal=None):
@@ -441,11 +447,12 @@ def workflow_labels(signal, output_dir=None, params=None, **overrides):
 
 def regularised_at(signal, result, beta):
     """A copy of ``result`` with its per-pixel labels regularised at coupling ``beta`` (0: the
-    per-pixel labels): what the spatial-prior slider shows."""
+    per-pixel labels), then, for workflow 2, tested for clusters holding two phases
+    (:func:`split_mixed`) as the full run was: what the spatial-prior slider shows."""
     from dataclasses import replace
 
     base = replace(result, labels=result.labels_per_pixel if result.labels_per_pixel is not None
-                   else result.labels, spatial=None)
+                   else result.labels, spatial=None, params=dict(result.params))
     if not beta:
         base.labels_per_pixel = base.labels
         base.n_clusters = int(base.labels.max() + 1)
@@ -453,9 +460,12 @@ def regularised_at(signal, result, beta):
     # the counts as the full run's prior read them, else read them now
     counts, channels, ebin = ((result.spatial.prepared, None, 1) if result.spatial is not None
                               else spatial_counts(as_signal(signal), _features_of(signal, result)))
-    return _with_prior(base, regularise_labels(counts, base.labels, mask=base.mask,
-                                               beta=float(beta), energy_bin=ebin,
-                                               channels=channels))
+    reg = _with_prior(base, regularise_labels(counts, base.labels, mask=base.mask,
+                                              beta=float(beta), energy_bin=ebin,
+                                              channels=channels))
+    if result.workflow != 2:
+        return reg
+    return split_mixed(signal, reg, result.params.get("split_clusters", False))
 
 
 def _features_of(signal, result):
