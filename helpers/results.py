@@ -8,6 +8,7 @@ name or a column is defined once. A run folder ``OUTPUT_DIR`` holds::
     OUTPUT_DIR/results/compositions.csv (+ _detail)     COMPOSITION_COLUMNS
     OUTPUT_DIR/results/entropy.csv (+ _detail)          ENTROPY_COLUMNS
     OUTPUT_DIR/results/reproducibility_workflow{1,2}.json  split-half ARI and per-cluster Jaccard
+    OUTPUT_DIR/results/split_test_workflow2.json       workflow 2's split test, cluster by cluster
     OUTPUT_DIR/results/labels_workflow{1,2}.hspy        the labels as a HyperSpy Signal2D: the input's
                                                         calibrated axes, cluster ids/names in metadata
     OUTPUT_DIR/results/cluster_spectra_workflow{1,2}.hspy  hard + weighted cluster spectra, one
@@ -160,6 +161,22 @@ def save_reproducibility(workflow, split, output_dir=None):
     path = d / REPRODUCIBILITY_FILES[workflow]
     try:
         path.write_text(json.dumps(split, indent=2) + "\n", encoding="utf-8")
+    except OSError as e:
+        raise OutputError(f"Cannot write {path} ({e.strerror}): choose a writable OUTPUT_DIR.") \
+            from None
+    return path
+
+
+#: Workflow 2's split test (:mod:`helpers.workflows.split`): one entry per cluster tested.
+SPLIT_TEST_FILE = "split_test_workflow2.json"
+
+
+def save_split_test(splits, output_dir=None):
+    """Write workflow 2's split-test log (``WorkflowResult.params["splits"]``: a list of dicts,
+    or the reason it did not run) as JSON, beside the labels it changed."""
+    path = _writable(results_dir(output_dir)) / SPLIT_TEST_FILE
+    try:
+        path.write_text(json.dumps({"splits": splits}, indent=2) + "\n", encoding="utf-8")
     except OSError as e:
         raise OutputError(f"Cannot write {path} ({e.strerror}): choose a writable OUTPUT_DIR.") \
             from None
