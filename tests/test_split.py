@@ -135,3 +135,63 @@ def test_the_split_test_says_why_it_did_not_run(hea6_96):
     assert bare.params["splits"].startswith("not run:")
     lazy = workflow2(signal.as_lazy())
     assert "lazy" in lazy.params["splits"]
+
+
+class _Fit:
+    def __init__(self, intensities, covariance):
+        self.intensities, self.covariance = np.asarray(intensities, float), covariance
+
+
+def test_a_difference_absorption_alone_could_make_is_not_counted():
+    """Two spectra whose fractions differ only along the direction a thicker foil moves them
+    (absorption) are not two phases: the Wald test leaves that direction out (p ~ 1, nothing
+    left of the difference); the same size of difference across it is significant."""
+    base = np.array([3000.0, 5000.0, 4000.0, 6000.0])
+    cov = np.diag(base * 0.01)                 # ~ 100x the counts: a very precise measurement
+    along = np.array([0.02, -0.005, -0.005, -0.01])
+    f = base / base.sum()
+    same_phase = _Fit((f + along) * base.sum(), cov)
+    across = np.array([0.01, 0.01, -0.02, 0.0])
+    other_phase = _Fit((f + across) * base.sum(), cov)
+    chi2, dof, p, diff = S.wald_fractions(_Fit(base, cov), same_phase, along)
+    assert dof == 2 and p > 0.99 and diff < 1e-9
+    assert S.wald_fractions(_Fit(base, cov), same_phase)[2] < 1e-6     # without the allowance
+    assert S.wald_fractions(_Fit(base, cov), other_phase, along)[2] < 1e-6
+
+
+def test_absorption_direction_lowers_the_soft_line_and_needs_k_factors(close_pair):
+    """A thicker foil lowers the fraction of the most absorbed (lowest-energy) line most; bare
+    line names give no direction (no composition to compute absorption from)."""
+    signal, truth = close_pair
+    keep = truth.labels >= 0
+    labels = np.where(keep, truth.labels, -1)
+    lines = quant_lines(signal)
+    d = S.absorption_direction(signal, labels, [0, 1], lines)
+    assert set(d) == {0, 1} and all(abs(v.sum()) < 1e-9 for v in d.values())
+    from exspy.material import elements as db
+    xray = [db[k.element]["Atomic_properties"]["Xray_lines"] for k in lines]
+    soft = int(np.argmin([x[k.xray_line.split("_")[1]]["energy (keV)"]
+                          for x, k in zip(xray, lines)]))
+    assert all(np.argmin(v) == soft for v in d.values())
+    assert S.absorption_direction(signal, labels, [0, 1], _lines(signal)) == {}
+
+
+def test_the_residuals_leave_the_absorption_direction_out(close_pair):
+    signal, truth = close_pair
+    keep = truth.labels >= 0
+    lines = quant_lines(signal)
+    xl = [k.xray_line for k in lines]
+    from helpers.quant.linefit import _cached_design
+    from helpers.quant.spectra import cluster_spectra
+    design = _cached_design(cluster_spectra(signal, np.where(keep, 0, -1)), xl)
+    ax = signal.axes_manager.signal_axes[0]
+    i0 = int(round((design.energies[0] - ax.offset) / ax.scale))
+    window = slice(i0, i0 + design.X.shape[0])
+    sel = [design.names.index(x) for x in xl]
+    along = S.absorption_direction(signal, np.where(keep, 0, -1), [0], lines)[0]
+    g0 = S.whitened_residuals(signal.data, keep, design.X, sel, window)
+    g1 = S.whitened_residuals(signal.data, keep, design.X, sel, window, along)
+    # projected: one direction of the whitened residuals carries nothing any more
+    sv0 = np.linalg.svd(g0[keep], compute_uv=False)
+    sv1 = np.linalg.svd(g1[keep], compute_uv=False)
+    assert sv1[-1] < 1e-3 * sv0[-1] and sv1[0] <= sv0[0] * (1 + 1e-6)
