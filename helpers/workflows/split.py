@@ -268,6 +268,9 @@ def _test_cluster(m, along, alpha, ctx):
     inner = ndi.binary_erosion(m, np.ones((2 * EDGE_PX + 1,) * 2))
     if inner.sum() < MIN_PIXELS:
         return None, None
+    if along is not None and len(ctx["lines"]) < 3:
+        return dict(pixels=int(inner.sum()), ratio=0.0, radius=0, p=None, split=False,
+                    note="two lines: their ratio could differ by absorption alone"), None
     search = ctx["search"]
     ratio, rad, part, score = _propose(ctx["signal"].data, inner & search, ctx["design"],
                                        ctx["lines"], ctx["window"], ctx["radii"], ctx["n_perm"],
