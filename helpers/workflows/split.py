@@ -322,8 +322,11 @@ def absorption_direction(signal, labels, clusters, lines):
         return {}
     from exspy.material import elements as database, mass_absorption_mixture
     els = [k.element for k in lines]
-    energy = [database[e]["Atomic_properties"]["Xray_lines"][k.xray_line.split("_", 1)[1]]
-              ["energy (keV)"] for e, k in zip(els, lines)]
+    try:
+        energy = [database[e]["Atomic_properties"]["Xray_lines"][k.xray_line.split("_", 1)[1]]
+                  ["energy (keV)"] for e, k in zip(els, lines)]
+    except (KeyError, AttributeError):      # a line exspy's database lacks: no allowance
+        return {}
     kf = np.array([k.k for k in lines], float)
     fits = fit_line_intensities(cluster_spectra(signal, labels, clusters=clusters),
                                 [k.xray_line for k in lines])
@@ -335,8 +338,11 @@ def absorption_direction(signal, labels, clusters, lines):
         if not i.sum() > 0:
             continue
         wt = 100 * kf * i / (kf * i).sum()      # Cliff-Lorimer weight fractions (k = wt/I ratio)
-        mu = np.asarray(mass_absorption_mixture(weight_percent=list(wt), elements=els,
-                                                energies=energy), float)
+        try:
+            mu = np.asarray(mass_absorption_mixture(weight_percent=list(wt), elements=els,
+                                                    energies=energy), float)
+        except (KeyError, ValueError):       # an element without absorption data
+            continue
         f = i / i.sum()
         if np.all(np.isfinite(mu)):
             out[c] = -f * (mu - f @ mu)
