@@ -157,10 +157,14 @@ def write_entropy(table, output_dir=None):
 
 def save_reproducibility(workflow, split, output_dir=None):
     """Write a workflow's split-half reproducibility (``SplitHalf.as_dict()``) as JSON."""
-    d = _writable(results_dir(output_dir))
-    path = d / REPRODUCIBILITY_FILES[workflow]
+    return _write_json(_writable(results_dir(output_dir)) / REPRODUCIBILITY_FILES[workflow],
+                       split)
+
+
+def _write_json(path, obj):
+    """``obj`` as indented JSON at ``path``; an unwritable place is refused with what to do."""
     try:
-        path.write_text(json.dumps(split, indent=2) + "\n", encoding="utf-8")
+        path.write_text(json.dumps(obj, indent=2) + "\n", encoding="utf-8")
     except OSError as e:
         raise OutputError(f"Cannot write {path} ({e.strerror}): choose a writable OUTPUT_DIR.") \
             from None
@@ -174,13 +178,7 @@ SPLIT_TEST_FILE = "split_test_workflow2.json"
 def save_split_test(splits, output_dir=None):
     """Write workflow 2's split-test log (``WorkflowResult.params["splits"]``: a list of dicts,
     or the reason it did not run) as JSON, beside the labels it changed."""
-    path = _writable(results_dir(output_dir)) / SPLIT_TEST_FILE
-    try:
-        path.write_text(json.dumps({"splits": splits}, indent=2) + "\n", encoding="utf-8")
-    except OSError as e:
-        raise OutputError(f"Cannot write {path} ({e.strerror}): choose a writable OUTPUT_DIR.") \
-            from None
-    return path
+    return _write_json(_writable(results_dir(output_dir)) / SPLIT_TEST_FILE, {"splits": splits})
 
 
 def load_reproducibility(output_dir=None):

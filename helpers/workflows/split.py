@@ -51,7 +51,7 @@ from ..errors import DataError, ElementError, ParameterError
 from ..quant.clusters import quant_lines
 from ..quant.linefit import _cached_design, fit_line_intensities
 from ..quant.spectra import cluster_spectra
-from ..spatial import regularise_labels
+from ..spatial import encode, regularise_labels
 from .features import as_signal
 
 #: Pixels from a cluster's edge that the search and test ignore (edge pixels mix phases).
@@ -176,9 +176,9 @@ def spatial_direction(g, inner, radii=RADII, n_perm=N_PERMUTATIONS, random_state
         s = v.T @ _box_sum(g, rad)[inner] - gg
         lam, vec = np.linalg.eigh((s + s.T) / (2 * pairs))
         null = []
+        gp = np.zeros_like(g)            # outside ``inner`` stays zero; inside is overwritten
         for k in range(n_perm):
             perm = np.random.default_rng(random_state + k).permutation(len(v))
-            gp = np.zeros_like(g)
             gp[inner] = v[perm]
             sp = v[perm].T @ _box_sum(gp, rad)[inner] - gg
             null.append(np.linalg.eigvalsh((sp + sp.T) / (2 * pairs))[-1])
@@ -246,8 +246,10 @@ def split_mixed_clusters(signal, labels, relabel, lines, radii=RADII, min_ratio=
     if not (labels >= 0).any():
         return labels, []
     xl = [getattr(k, "xray_line", k) for k in lines]
+    clusters = [int(c) for c in np.unique(labels[labels >= 0])]
+    spectra = cluster_spectra(signal, labels, clusters=clusters)
     # built on the clusters' spectra, as quantification builds it (one cache entry for both)
-    design = _cached_design(cluster_spectra(signal, labels), xl)
+    design = _cached_design(spectra, xl)
     ax = signal.axes_manager.signal_axes[0]
     i0 = int(round((design.energies[0] - ax.offset) / ax.scale))
     ctx = dict(signal=signal, design=design, window=slice(i0, i0 + design.X.shape[0]), lines=xl,
@@ -255,8 +257,10 @@ def split_mixed_clusters(signal, labels, relabel, lines, radii=RADII, min_ratio=
                random_state=random_state, min_ratio=min_ratio, min_difference=min_difference)
     log = []
     for rnd in range(rounds):
-        clusters = [int(c) for c in np.unique(labels[labels >= 0])]
-        along = absorption_direction(signal, labels, clusters, lines)
+        if rnd:
+            clusters = [int(c) for c in np.unique(labels[labels >= 0])]
+            spectra = cluster_spectra(signal, labels, clusters=clusters)
+        along = _absorption_directions(spectra, clusters, lines)
         new, nxt = labels.copy(), max(clusters) + 1
         for c in clusters:
             entry, seed = _test_cluster(labels == c, along.get(c), alpha / len(clusters), ctx)
@@ -320,6 +324,15 @@ def absorption_direction(signal, labels, clusters, lines):
     """
     if not lines or not all(hasattr(k, "k") for k in lines):
         return {}
+    return _absorption_directions(cluster_spectra(signal, labels, clusters=clusters), clusters,
+                                  lines)
+
+
+def _absorption_directions(spectra, clusters, lines):
+    """:func:`absorption_direction` from the clusters' summed spectra (a stack, in
+    ``clusters`` order)."""
+    if not lines or not all(hasattr(k, "k") for k in lines):
+        return {}
     from exspy.material import elements as database, mass_absorption_mixture
     els = [k.element for k in lines]
     try:
@@ -328,8 +341,7 @@ def absorption_direction(signal, labels, clusters, lines):
     except (KeyError, AttributeError):      # a line exspy's database lacks: no allowance
         return {}
     kf = np.array([k.k for k in lines], float)
-    fits = fit_line_intensities(cluster_spectra(signal, labels, clusters=clusters),
-                                [k.xray_line for k in lines])
+    fits = fit_line_intensities(spectra, [k.xray_line for k in lines])
     out = {}
     for c, fit in zip(clusters, fits):
         if fit is None:
@@ -458,7 +470,9 @@ def split_mixed(signal, result, enabled=True):
     result.source, result.labels_unsplit = sig, result.labels
     if state["sp"] is not result.spatial:
         result.spatial = state["sp"]
-        result.labels = result.spatial.labels = compact_labels(labels)
+        # renumbered 0..k-1: a cluster the relabelling emptied leaves no gap
+        result.labels = result.spatial.labels = (encode(labels)[1] if (labels >= 0).any()
+                                                  else labels)
         result.n_clusters = int(result.labels.max() + 1)
     return result
 
@@ -476,17 +490,6 @@ def _no_split(sig, result, enabled):
     if len(sig.metadata.get_item("Sample.elements", [])) < 2:
         return "not run: the map's metadata lists fewer than two elements"
     return ""
-
-
-def compact_labels(labels):
-    """Labels renumbered 0..k-1 in order (a cluster the relabelling emptied leaves no gap);
-    -1 stays."""
-    labels = np.asarray(labels)
-    ids = np.unique(labels[labels >= 0])
-    out = np.full(labels.shape, -1, labels.dtype)
-    keep = labels >= 0
-    out[keep] = np.searchsorted(ids, labels[keep])
-    return out
 
 
 def format_split_log(splits):
