@@ -195,3 +195,57 @@ def test_the_residuals_leave_the_absorption_direction_out(close_pair):
     sv0 = np.linalg.svd(g0[keep], compute_uv=False)
     sv1 = np.linalg.svd(g1[keep], compute_uv=False)
     assert sv1[-1] < 1e-3 * sv0[-1] and sv1[0] <= sv0[0] * (1 + 1e-6)
+
+
+@pytest.fixture(scope="module")
+def small_phase():
+    """Benchmark scene 17 (4-phase alloy particles, 100 counts per pixel): phase P1, 5 % of the
+    sample, merged into P3 as HDBSCAN merges a phase below its min_cluster_size, then labelled
+    by the spatial prior, whose noise test leaves most of P1 unassigned."""
+    signal, truth = random_scene(17, 128)
+    keep = truth.labels >= 0
+    merged = np.where(keep, np.where(truth.labels == 1, 3, truth.labels), -1)
+    sp = regularise_labels(np.asarray(signal.data), merged, mask=keep, beta=1.0)
+    return signal, truth, sp
+
+
+def test_pixels_no_cluster_explains_become_their_own_cluster(small_phase):
+    signal, truth, sp = small_phase
+    keep, p1 = truth.labels >= 0, truth.labels == 1
+    assert np.mean(sp.labels[p1] < 0) > 0.5 and np.mean(sp.labels[keep & ~p1] < 0) < 0.01
+    labels, log = S.split_mixed_clusters(
+        signal, sp.labels, lambda L: regularise_labels(sp.prepared, L, mask=keep, beta=1.0).labels,
+        _lines(signal), prepared=sp.prepared)
+    new = [e for e in log if e["cluster"] == -1]
+    assert len(new) == 1 and new[0]["split"] and new[0]["p"] < 1e-10 and new[0]["compared"] == 3
+    assert "unexpl." in S.format_split_log(log)
+    c = np.bincount(labels[p1 & (labels >= 0)]).argmax()
+    assert c not in (0, 2, 3)                                   # a new cluster
+    assert np.mean(labels[p1] == c) > 0.7 and np.mean(p1[labels == c]) > 0.8
+    assert np.mean(labels[keep] < 0) < 0.01
+
+
+def test_unexplained_pixels_of_known_phases_are_not_a_new_cluster(small_phase, monkeypatch):
+    """No unknown phase (true labels, 10 noise draws, 5 % of the pixels unassigned) but a
+    candidate forced: the 30 % of search pixels that fit their cluster worst (chosen on the
+    search colour's counts, as the real flags are). The test on the other colour gives p-values
+    spread like uniform ones and never a new cluster."""
+    from helpers.spatial import prepare_counts
+    from helpers.workflows import unexplained as U
+    signal, truth, _ = small_phase
+    keep = truth.labels >= 0
+    rng = np.random.default_rng(3)
+    monkeypatch.setattr(U, "benjamini_hochberg", lambda p, fdr: p <= np.quantile(p, 0.3))
+    mu = truth.expected_counts()
+    ps = []
+    for _ in range(10):
+        s = signal.deepcopy()
+        s.data = rng.poisson(mu).astype(signal.data.dtype)
+        start = np.where(keep & (rng.random(keep.shape) > 0.05), truth.labels, -1)
+        _, log = S.split_mixed_clusters(s, start, lambda L: L, _lines(s), rounds=1,
+                                        prepared=prepare_counts(s.data, keep))
+        ps += [e["p"] for e in log if e["cluster"] == -1 and e["p"] is not None]
+        assert not any(e["split"] for e in log)
+    ps = np.array(ps)
+    print(f"\np-values of forced unexplained candidates: {np.round(np.sort(ps), 3)}")
+    assert len(ps) >= 8 and ps.min() > S.ALPHA / 5 and np.median(ps) > 0.1

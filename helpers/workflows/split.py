@@ -36,6 +36,9 @@ it with a neighbour do not count):
 6. Accepted splits become new clusters; the spatial prior (or, without it, the per-pixel data
    term) relabels every pixel with the new clusters' spectra, and the new clusters are tested
    in turn (at most :data:`ROUNDS` rounds).
+7. With the spatial prior's counts, each round also tests the pixels that no cluster explains
+   (the prior's noise label: a phase smaller than HDBSCAN's min_cluster_size ends up there) as
+   one more cluster, with the same sample splitting (:mod:`helpers.workflows.unexplained`).
 
 Hand-written because no package offers a split test for spatially structured Poisson counts;
 the pieces (exspy's line model and absorption correction, the Potts prior) are reused.
@@ -53,6 +56,7 @@ from ..quant.linefit import _cached_design, fit_line_intensities
 from ..quant.spectra import cluster_spectra
 from ..spatial import encode, regularise_labels
 from .features import as_signal
+from .unexplained import unexplained_candidate
 
 #: Pixels from a cluster's edge that the search and test ignore (edge pixels mix phases).
 EDGE_PX = 2
@@ -220,7 +224,7 @@ def wald_fractions(fit_a, fit_b, along=None):
 
 def split_mixed_clusters(signal, labels, relabel, lines, radii=RADII, min_ratio=MIN_RATIO,
                          alpha=ALPHA, rounds=ROUNDS, n_perm=N_PERMUTATIONS, random_state=0,
-                         min_difference=MIN_DIFFERENCE):
+                         min_difference=MIN_DIFFERENCE, prepared=None):
     """Split every cluster whose interior holds two compositions (see the module's text).
 
     Parameters
@@ -234,6 +238,10 @@ def split_mixed_clusters(signal, labels, relabel, lines, radii=RADII, min_ratio=
         The lines compared, at least two: :func:`helpers.quant.clusters.quant_lines` (then a
         difference that a change of thickness alone could make, through absorption, is not
         counted: :func:`absorption_direction`), or bare exspy line names (no such allowance).
+    prepared : PreparedCounts, optional
+        The spatial prior's counts (``SpatialResult.prepared``): then the pixels that no
+        cluster explains are also tested, each round, as one more cluster
+        (:mod:`helpers.workflows.unexplained`; log entry with ``cluster`` -1).
 
     Returns
     -------
@@ -254,7 +262,8 @@ def split_mixed_clusters(signal, labels, relabel, lines, radii=RADII, min_ratio=
     i0 = int(round((design.energies[0] - ax.offset) / ax.scale))
     ctx = dict(signal=signal, design=design, window=slice(i0, i0 + design.X.shape[0]), lines=xl,
                search=checkerboard(labels.shape), radii=radii, n_perm=n_perm,
-               random_state=random_state, min_ratio=min_ratio, min_difference=min_difference)
+               random_state=random_state, min_ratio=min_ratio, min_difference=min_difference,
+               prepared=prepared)
     log = []
     for rnd in range(rounds):
         if rnd:
@@ -262,14 +271,22 @@ def split_mixed_clusters(signal, labels, relabel, lines, radii=RADII, min_ratio=
             spectra = cluster_spectra(signal, labels, clusters=clusters)
         along = _absorption_directions(spectra, clusters, lines)
         new, nxt = labels.copy(), max(clusters) + 1
+        a = alpha / (len(clusters) + (prepared is not None))     # Bonferroni over the tests
         for c in clusters:
-            entry, seed = _test_cluster(labels == c, along.get(c), alpha / len(clusters), ctx)
+            entry, seed = _test_cluster(labels == c, along.get(c), a, ctx)
             if entry is None:
                 continue
             log.append(dict(round=rnd, cluster=c, **entry))
             if seed is not None:
                 new[seed == 1] = nxt
                 new[seed == -1] = -1
+                nxt += 1
+        if prepared is not None:
+            entry, seed = _test_unexplained(labels, along, a, ctx)
+            if entry is not None:
+                log.append(dict(round=rnd, cluster=-1, **entry))
+            if seed is not None:
+                new[seed] = nxt
                 nxt += 1
         if nxt == max(clusters) + 1:
             break
@@ -308,6 +325,30 @@ def _test_cluster(m, along, alpha, ctx):
     entry["split"] = True
     seed = _extend(_cores(part, score), inner & search, m)
     return entry, np.where(m, seed, 0)
+
+
+def _test_unexplained(labels, along, alpha, ctx):
+    """The pixels no cluster explains, as one more cluster (:mod:`.unexplained`): (log entry or
+    None when there is no candidate, the new cluster's seed pixels or None)."""
+    search = ctx["search"]
+    cand, test, ref = unexplained_candidate(ctx["prepared"], labels, search, edge=EDGE_PX)
+    if cand is None:
+        return None, None
+    inner = ndi.binary_erosion(labels == ref, np.ones((2 * EDGE_PX + 1,) * 2))
+    part = np.where(test, 1, np.where(inner & ~search, 0, -1))
+    entry = dict(pixels=int(cand.sum()), compared=ref, ratio=None, window=0, p=None,
+                 split=False)
+    if min((part == 0).sum(), (part == 1).sum()) < MIN_PART:
+        return dict(entry, note=f"unexplained pixels: too few to test against cluster {ref}"), None
+    fits = fit_line_intensities(cluster_spectra(ctx["signal"], part, clusters=[0, 1]),
+                                ctx["lines"])
+    if fits[0] is None or fits[1] is None:
+        return entry, None
+    _, _, entry["p"], entry["max_diff"] = wald_fractions(fits[0], fits[1], along.get(ref))
+    if not (entry["p"] < alpha and entry["max_diff"] >= ctx["min_difference"]):
+        return entry, None
+    entry["split"] = True
+    return entry, cand | test
 
 
 def absorption_direction(signal, labels, clusters, lines):
@@ -465,7 +506,8 @@ def split_mixed(signal, result, enabled=True):
         return state["sp"].labels
 
     labels, log = split_mixed_clusters(sig, result.labels, relabel, lines,
-                                       random_state=result.params.get("random_state", 0))
+                                       random_state=result.params.get("random_state", 0),
+                                       prepared=result.spatial.prepared)
     result.params["splits"] = log
     result.source, result.labels_unsplit = sig, result.labels
     if state["sp"] is not result.spatial:
@@ -501,11 +543,17 @@ def format_split_log(splits):
         return "split test: no cluster large enough to test"
     rows = ["round  cluster  interior px  spatial/null  window  p (other half)  max diff  split"]
     for e in splits:
+        name = "unexpl." if e["cluster"] < 0 else e["cluster"]
         if e.get("note"):
-            rows.append(f"{e['round']:>5}  {e['cluster']:>7}  {e['pixels']:>11}  {e['note']}")
+            rows.append(f"{e['round']:>5}  {name:>7}  {e['pixels']:>11}  {e['note']}")
             continue
         p = "-" if e.get("p") is None else f"{e['p']:.1e}"
         d = "-" if "max_diff" not in e else f"{100 * e['max_diff']:.1f} %"
+        if e["cluster"] < 0:     # the unexplained pixels, against the cluster nearest them
+            rows.append(f"{e['round']:>5}  {name:>7}  {e['pixels']:>11}  "
+                        f"{'vs ' + str(e['compared']):>12}  {'-':>7}  {p:>14}  {d:>8}  "
+                        f"{'new' if e['split'] else 'no'}")
+            continue
         rows.append(f"{e['round']:>5}  {e['cluster']:>7}  {e['pixels']:>11}  {e['ratio']:>12.2f}"
                     f"  {e['window']:>4} px  {p:>14}  {d:>8}  "
                     f"{'yes' if e['split'] else 'no'}")
