@@ -313,18 +313,27 @@ def _test_cluster(m, along, alpha, ctx):
     if part is None:
         return entry, None
     test = np.where(inner & ~search, _extend(part, inner & search, inner), -1)
-    if min((test == 0).sum(), (test == 1).sum()) < MIN_PART:
+    if not _confirm(test, along, alpha, ctx, entry):
         return entry, None
-    fits = fit_line_intensities(cluster_spectra(ctx["signal"], test, clusters=[0, 1]),
-                                ctx["lines"])
-    if fits[0] is None or fits[1] is None:
-        return entry, None
-    _, _, entry["p"], entry["max_diff"] = wald_fractions(fits[0], fits[1], along)
-    if not (entry["p"] < alpha and entry["max_diff"] >= ctx["min_difference"]):
-        return entry, None
-    entry["split"] = True
     seed = _extend(_cores(part, score), inner & search, m)
     return entry, np.where(m, seed, 0)
+
+
+def _confirm(part, along, alpha, ctx, entry):
+    """The test on the other colour: the summed spectra of ``part`` 0 and 1 (-1 left out)
+    fitted and their line-intensity fractions compared (:func:`wald_fractions`); ``entry``
+    gets ``p``, ``max_diff`` and ``split``. None when a side has fewer than :data:`MIN_PART`
+    pixels, False when it has nothing to fit or the difference is not significant or large
+    enough."""
+    if min((part == 0).sum(), (part == 1).sum()) < MIN_PART:
+        return None
+    fits = fit_line_intensities(cluster_spectra(ctx["signal"], part, clusters=[0, 1]),
+                                ctx["lines"])
+    if fits[0] is None or fits[1] is None:
+        return False
+    _, _, entry["p"], entry["max_diff"] = wald_fractions(fits[0], fits[1], along)
+    entry["split"] = bool(entry["p"] < alpha and entry["max_diff"] >= ctx["min_difference"])
+    return entry["split"]
 
 
 def _test_unexplained(labels, along, alpha, ctx):
@@ -338,17 +347,10 @@ def _test_unexplained(labels, along, alpha, ctx):
     part = np.where(test, 1, np.where(inner & ~search, 0, -1))
     entry = dict(pixels=int(cand.sum()), compared=ref, ratio=None, window=0, p=None,
                  split=False)
-    if min((part == 0).sum(), (part == 1).sum()) < MIN_PART:
+    ok = _confirm(part, along.get(ref), alpha, ctx, entry)
+    if ok is None:
         return dict(entry, note=f"unexplained pixels: too few to test against cluster {ref}"), None
-    fits = fit_line_intensities(cluster_spectra(ctx["signal"], part, clusters=[0, 1]),
-                                ctx["lines"])
-    if fits[0] is None or fits[1] is None:
-        return entry, None
-    _, _, entry["p"], entry["max_diff"] = wald_fractions(fits[0], fits[1], along.get(ref))
-    if not (entry["p"] < alpha and entry["max_diff"] >= ctx["min_difference"]):
-        return entry, None
-    entry["split"] = True
-    return entry, cand | test
+    return entry, (cand | test) if ok else None
 
 
 def absorption_direction(signal, labels, clusters, lines):

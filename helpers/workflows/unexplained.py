@@ -87,7 +87,7 @@ def unexplained_candidate(prep, labels, search, fdr=FDR, min_group=MIN_GROUP, ed
     img[m] = flags & (best == k)
     own[m] = best == k
     img &= ~near_other
-    comp, n = ndi.label(img, structure=np.ones((3, 3)))     # search pixels touch diagonally
+    comp, _ = ndi.label(img, structure=np.ones((3, 3)))     # search pixels touch diagonally
     size = np.bincount(comp.ravel())
     size[0] = 0
     cand = size[comp] >= min_group
