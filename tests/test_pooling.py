@@ -96,9 +96,10 @@ def test_plateau_runs_and_the_widest_plateau():
 def test_workflow2_looks_past_the_widest_plateau_when_it_hides_a_phase():
     """Benchmark scene 10 (3-phase alloy, a 1-px boundary layer, 14 counts per pixel): the
     widest plateau keeps one cluster; a coarser plateau splits the two large phases and the
-    counting statistics keep both (per-pixel features; pooled ones find both at once)."""
+    counting statistics keep both (per-pixel features; pooled ones find both at once). The
+    split test is off: it would add the layer as a third cluster (its boundary test)."""
     s, truth = random_scene(10, size=128)
-    r = W.workflow2(s, smoothing=0)
+    r = W.workflow2(s, smoothing=0, split_clusters=False)
     n = int(r.mask_binned.sum())
     widest, _ = C.plateau_min_cluster_size(r.hdbscan, n)
     assert r.params["min_cluster_size"] > widest

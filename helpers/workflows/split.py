@@ -39,6 +39,9 @@ it with a neighbour do not count):
 7. With the spatial prior's counts, each round also tests the pixels that no cluster explains
    (the prior's noise label: a phase smaller than HDBSCAN's min_cluster_size ends up there) as
    one more cluster, with the same sample splitting (:mod:`helpers.workflows.unexplained`).
+8. In a round where nothing was split, each boundary between two clusters is tested for a
+   thin layer of a third phase: the pixels along it must be a mixture of its two sides
+   (:mod:`helpers.workflows.interfaces`; ``interfaces=False`` leaves them out).
 
 Hand-written because no package offers a split test for spatially structured Poisson counts;
 the pieces (exspy's line model and absorption correction, the Potts prior) are reused.
@@ -48,7 +51,6 @@ from __future__ import annotations
 
 import numpy as np
 from scipy import ndimage as ndi
-from scipy import stats
 
 from ..errors import DataError, ElementError, ParameterError
 from ..quant.clusters import quant_lines
@@ -56,6 +58,8 @@ from ..quant.linefit import _cached_design, fit_line_intensities
 from ..quant.spectra import cluster_spectra
 from ..spatial import encode, regularise_labels
 from .features import as_signal
+from .fractions import wald_fractions
+from .interfaces import interface_bands, find_layer
 from .unexplained import unexplained_candidate
 
 #: Pixels from a cluster's edge that the search and test ignore (edge pixels mix phases).
@@ -98,13 +102,6 @@ def checkerboard(shape):
 def _box_sum(a, rad):
     size = (2 * rad + 1, 2 * rad + 1) + (1,) * (a.ndim - 2)
     return ndi.uniform_filter(a, size, mode="constant") * float((2 * rad + 1) ** 2)
-
-
-def _fraction_cov(intensities, cov):
-    """Line-intensity fractions ``I / sum(I)`` and their covariance (delta method)."""
-    s = intensities.sum()
-    jac = (np.eye(len(intensities)) * s - intensities[:, None]) / s ** 2
-    return intensities / s, jac @ cov @ jac.T
 
 
 def whitened_residuals(counts, inner, design, lines, window, along=None):
@@ -200,31 +197,9 @@ def window_scores(g, inner, direction, rad):
     return _box_sum(z, rad)[inner] / _box_sum(inner.astype(np.float32), rad)[inner]
 
 
-def wald_fractions(fit_a, fit_b, along=None):
-    """Wald chi-square of two line fits' intensity fractions, not counting a difference along
-    ``along`` (fractions; :func:`absorption_direction`).
-
-    Returns (chi2, dof, p, largest absolute difference of a fraction beyond ``along``)."""
-    fa, ca = _fraction_cov(fit_a.intensities, fit_a.covariance)
-    fb, cb = _fraction_cov(fit_b.intensities, fit_b.covariance)
-    d = fa - fb
-    prec = np.linalg.pinv(ca + cb)
-    chi2 = float(d @ prec @ d)
-    dof = len(d) - 1
-    if along is not None:
-        a = np.asarray(along, float)
-        q = float(a @ prec @ a)
-        if q > 0:
-            chi2 -= float(d @ prec @ a) ** 2 / q
-            d = d - a * float(a @ prec @ d) / q
-            dof -= 1
-    dof = max(dof, 1)
-    return chi2, dof, float(stats.chi2.sf(chi2, dof)), float(np.abs(d).max())
-
-
 def split_mixed_clusters(signal, labels, relabel, lines, radii=RADII, min_ratio=MIN_RATIO,
                          alpha=ALPHA, rounds=ROUNDS, n_perm=N_PERMUTATIONS, random_state=0,
-                         min_difference=MIN_DIFFERENCE, prepared=None):
+                         min_difference=MIN_DIFFERENCE, prepared=None, interfaces=True):
     """Split every cluster whose interior holds two compositions (see the module's text).
 
     Parameters
@@ -242,6 +217,10 @@ def split_mixed_clusters(signal, labels, relabel, lines, radii=RADII, min_ratio=
         The spatial prior's counts (``SpatialResult.prepared``): then the pixels that no
         cluster explains are also tested, each round, as one more cluster
         (:mod:`helpers.workflows.unexplained`; log entry with ``cluster`` -1).
+    interfaces : bool
+        Test every boundary between two clusters for a layer of a third phase
+        (:mod:`helpers.workflows.interfaces`; log entries with ``cluster`` -2 and the pair
+        in ``compared``).
 
     Returns
     -------
@@ -263,15 +242,17 @@ def split_mixed_clusters(signal, labels, relabel, lines, radii=RADII, min_ratio=
     ctx = dict(signal=signal, design=design, window=slice(i0, i0 + design.X.shape[0]), lines=xl,
                search=checkerboard(labels.shape), radii=radii, n_perm=n_perm,
                random_state=random_state, min_ratio=min_ratio, min_difference=min_difference,
-               prepared=prepared)
+               prepared=prepared, layers={}, min_part=MIN_PART)
     log = []
     for rnd in range(rounds):
         if rnd:
             clusters = [int(c) for c in np.unique(labels[labels >= 0])]
             spectra = cluster_spectra(signal, labels, clusters=clusters)
         along = _absorption_directions(spectra, clusters, lines)
-        new, nxt = labels.copy(), max(clusters) + 1
-        a = alpha / (len(clusters) + (prepared is not None))     # Bonferroni over the tests
+        new, nxt, grew = labels.copy(), max(clusters) + 1, False
+        ctx["bands"] = interface_bands(labels) if interfaces else []
+        # Bonferroni over the tests
+        a = alpha / (len(clusters) + (prepared is not None) + len(ctx["bands"]))
         for c in clusters:
             entry, seed = _test_cluster(labels == c, along.get(c), a, ctx)
             if entry is None:
@@ -288,7 +269,9 @@ def split_mixed_clusters(signal, labels, relabel, lines, radii=RADII, min_ratio=
             if seed is not None:
                 new[seed] = nxt
                 nxt += 1
-        if nxt == max(clusters) + 1:
+        if nxt == max(clusters) + 1:    # the boundaries, once the clusters are settled
+            nxt, grew = find_layer(labels, new, nxt, along, a, ctx, log, rnd)
+        if nxt == max(clusters) + 1 and not grew:
             break
         labels = np.asarray(relabel(new))
     return labels, log
@@ -545,18 +528,23 @@ def format_split_log(splits):
         return "split test: no cluster large enough to test"
     rows = ["round  cluster  interior px  spatial/null  window  p (other half)  max diff  split"]
     for e in splits:
-        name = "unexpl." if e["cluster"] < 0 else e["cluster"]
+        name = {-1: "unexpl.", -2: "border"}.get(e["cluster"], e["cluster"])
         if e.get("note"):
             rows.append(f"{e['round']:>5}  {name:>7}  {e['pixels']:>11}  {e['note']}")
             continue
         p = "-" if e.get("p") is None else f"{e['p']:.1e}"
         d = "-" if "max_diff" not in e else f"{100 * e['max_diff']:.1f} %"
-        if e["cluster"] < 0:     # the unexplained pixels, against the cluster nearest them
+        if e["cluster"] < 0:     # unexplained pixels (vs the cluster nearest them), boundaries
             rows.append(f"{e['round']:>5}  {name:>7}  {e['pixels']:>11}  "
-                        f"{'vs ' + str(e['compared']):>12}  {'-':>7}  {p:>14}  {d:>8}  "
+                        f"{_versus(e['compared']):>12}  {'-':>7}  {p:>14}  {d:>8}  "
                         f"{'new' if e['split'] else 'no'}")
             continue
         rows.append(f"{e['round']:>5}  {e['cluster']:>7}  {e['pixels']:>11}  {e['ratio']:>12.2f}"
                     f"  {e['window']:>4} px  {p:>14}  {d:>8}  "
                     f"{'yes' if e['split'] else 'no'}")
     return "\n".join(rows)
+
+
+def _versus(compared):
+    """'vs 3' (unexplained pixels against cluster 3) or '1|2' (the boundary of 1 and 2)."""
+    return "|".join(map(str, compared)) if isinstance(compared, (tuple, list)) else f"vs {compared}"

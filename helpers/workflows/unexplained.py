@@ -18,7 +18,7 @@ Method (the same sample splitting as the split test):
    connected groups of at least :data:`MIN_GROUP`.
 2. Test colour: the pixels with at least three of their four neighbours in the candidate and
    the same best cluster on their own counts, against that cluster's interior pixels: a Wald
-   chi-square of the line-intensity fractions (:func:`helpers.workflows.split.wald_fractions`,
+   chi-square of the line-intensity fractions (:func:`helpers.workflows.fractions.wald_fractions`,
    a change by absorption alone not counted).
 3. Accepted, the candidate's pixels seed a new cluster and the spatial prior relabels the map.
 
