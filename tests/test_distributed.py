@@ -183,22 +183,29 @@ def test_a_killed_worker_is_retried_once_then_reported_and_nothing_else_is_lost(
         cluster, nbdir, tmp_path):
     """Input ``once`` kills its worker the first time (it runs again on a restarted worker and
     completes); input ``always`` kills every worker it runs on (reported failed after two
-    attempts); the third input is untouched. The run still ends with its summary and report."""
-    out = tmp_path / "out"
-    inputs = ["demo:once?kill=once", "demo:always?kill=always", "demo:fine?seed=9"]
+    attempts); the inputs beside them are untouched. The runs still end with their summary
+    and report. ``once`` and ``always`` run in two runs: in one, ``always`` could kill the
+    worker ``once`` was retried on (two deaths, and ``once`` would be failed for it)."""
+    out, out_once = tmp_path / "out", tmp_path / "once"
     pids = set(cluster.run(os.getpid).values())
-    results = hd.run_distributed(inputs, out, cluster.scheduler.address, notebooks_dir=nbdir)
+    results = hd.run_distributed(["demo:once?kill=once", "demo:fine?seed=8"], out_once,
+                                 cluster.scheduler.address, notebooks_dir=nbdir)
+    results += hd.run_distributed(["demo:always?kill=always", "demo:fine?seed=9"], out,
+                                  cluster.scheduler.address, notebooks_dir=nbdir)
     by = {r["name"]: r for r in results}
     assert set(cluster.run(os.getpid).values()) != pids      # workers were really replaced
     assert by["once_killonce"]["status"] == "ok" and by["once_killonce"]["attempts"] == 2
     assert by["always_killalways"]["status"] == "failed"
     assert "KilledWorker" in by["always_killalways"]["message"], by["always_killalways"]
-    assert by["fine_seed9"]["status"] == "ok" and by["fine_seed9"]["attempts"] == 1
-    for name in ("once_killonce", "fine_seed9"):
-        assert all((out / name / "results" / f).exists() for f in CONTRACT)
+    for name in ("fine_seed8", "fine_seed9"):
+        assert by[name]["status"] == "ok" and by[name]["attempts"] == 1
+    for folder, name in ((out_once, "once_killonce"), (out_once, "fine_seed8"),
+                         (out, "fine_seed9")):
+        assert all((folder / name / "results" / f).exists() for f in CONTRACT)
+    assert json.loads((out_once / runner.RUN_SUMMARY).read_text())["exit_status"] == 0
     summary = json.loads((out / runner.RUN_SUMMARY).read_text())
     assert summary["exit_status"] == 1
     assert summary["inputs"]["always_killalways"]["status"] == "failed"
-    assert (out / "index.html").exists()
+    assert (out / "index.html").exists() and (out_once / "index.html").exists()
     assert not (out / "always_killalways").exists()           # nothing half-written in place
     assert not list(out.glob(".*.tmp-*"))          # no staging folder of a dead attempt left
