@@ -21,7 +21,7 @@ per pair of clusters that touch (A, B) (:func:`interface_bands`):
 2. Only the test colour of the split test's checkerboard: the band and flanks are set by the
    labels, not searched, but counts no search has seen keep the p-values honest (on maps
    without a layer, blurred as by a spreading probe, they spread like uniform ones;
-   ``tests/test_split.py``).
+   ``tests/test_interfaces.py``).
 3. The band's and A's flank's summed spectra are fitted together with B's
    (:func:`helpers.quant.linefit.fit_line_intensities`) and the band's fractions compared with
    A's by a Wald chi-square with two directions left out
@@ -56,7 +56,7 @@ from .fractions import wald_fractions
 #: Half-width (px) of the band each side of a boundary: a layer up to about 2 x WIDTH px thick
 #: straddling it is inside.
 WIDTH = 2
-#: Pixels the band (test colour) needs before a pair is tested.
+#: Pixels (test colour) the band and each flank need before a pair is tested.
 MIN_BAND = 40
 
 
