@@ -93,3 +93,14 @@ def test_off_leaves_the_boundaries_alone(layer):
     labels, log = S.split_mixed_clusters(signal, start, lambda L: L, quant_lines(signal),
                                          interfaces=False)
     assert not any(e["cluster"] == -2 for e in log) and np.array_equal(labels, start)
+
+
+def test_mask_spectra_sums_overlapping_masks(grains):
+    from helpers.quant.spectra import mask_spectra
+    signal, truth = grains
+    rows = np.indices(truth.labels.shape)[0]
+    masks = [rows < 30, (rows >= 20) & (rows < 50), np.zeros_like(rows, bool)]
+    stack = mask_spectra(signal, masks)
+    for i, m in enumerate(masks):
+        assert np.array_equal(stack.data[i], signal.data[m].sum(0))
+    assert stack.metadata.Clusters.n_pixels == [int(m.sum()) for m in masks]

@@ -220,10 +220,11 @@ def mask_spectra(signal, masks):
     acc = np.int64 if np.issubdtype(d2.dtype, np.integer) else np.float64
     spec = np.array([d2[np.flatnonzero(np.ravel(m))].sum(axis=0, dtype=acc) for m in masks],
                     float)
-    ids = list(range(len(masks)))
-    labels = np.full(len(masks), -1)
-    return _spectra_signal(signal, spec, spec.copy(), ids, labels,
-                           [float(np.count_nonzero(m)) for m in masks], False)
+    n_pix = [int(np.count_nonzero(m)) for m in masks]
+    out = _spectra_signal(signal, spec, spec.copy(), list(range(len(masks))),
+                          np.full(len(masks), -1), [float(n) for n in n_pix], False)
+    out.metadata.set_item("Clusters.n_pixels", n_pix)
+    return out
 
 
 def interior_and_whole_spectra(signal, interior, labels, clusters=None):

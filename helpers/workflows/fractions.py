@@ -20,7 +20,8 @@ def fraction_cov(intensities, cov):
 
 def wald_fractions(fit_a, fit_b, along=None):
     """Wald chi-square of two line fits' intensity fractions, not counting a difference along
-    ``along`` (fractions, :func:`absorption_direction`; or several directions, one per row).
+    ``along`` (fractions, :func:`helpers.workflows.split.absorption_direction`; or several
+    directions, one per row).
 
     Returns (chi2, dof, p, largest absolute difference of a fraction beyond ``along``)."""
     fa, ca = fraction_cov(fit_a.intensities, fit_a.covariance)
@@ -32,8 +33,7 @@ def wald_fractions(fit_a, fit_b, along=None):
     if along is not None:
         a = np.atleast_2d(np.asarray(along, float)).T          # (n_lines, n_directions)
         q = a.T @ prec @ a
-        keep = np.linalg.eigvalsh(q).max() > 0 if q.size else False
-        if keep:
+        if np.linalg.eigvalsh(q).max() > 0:
             coef = np.linalg.pinv(q) @ (a.T @ prec @ d)
             chi2 -= float((a.T @ prec @ d) @ coef)
             d = d - a @ coef
