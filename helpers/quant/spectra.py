@@ -100,15 +100,9 @@ def cluster_spectra(signal, labels, probabilities=None, clusters=None, block_row
     elif probabilities is None:
         # hard masks: sum each cluster's rows in the data's own dtype (no float copy of the map;
         # ~5x faster than the weight-matrix product below for uint8 counts)
-        d2 = np.asarray(data).reshape((-1, n_ch))
-        step = block_rows * nav[-1] if block_rows else max(1, int(2e7 // max(n_ch, 1)))
-        acc = np.int64 if np.issubdtype(d2.dtype, np.integer) else np.float64
         flat = labels.reshape(-1)
-        spec = np.zeros((len(clusters), n_ch))
-        for i, c in enumerate(clusters):
-            rows = np.flatnonzero(flat == c)
-            for j0 in range(0, rows.size, step):
-                spec[i] += d2[rows[j0:j0 + step]].sum(axis=0, dtype=acc)
+        spec = _row_sums(data, [np.flatnonzero(flat == c) for c in clusters],
+                         block_rows * nav[-1] if block_rows else None)
         var = spec.copy()
     else:
         # weights: a sparse product per block of rows (EDS counts are mostly zeros; a dense
@@ -196,14 +190,30 @@ def _lazy_sums(signal, w, hard):
     return np.asarray(spec, dtype=float), np.asarray(var, dtype=float)
 
 
-def _spectra_signal(signal, spec, var, clusters, labels, weight_sum, weighted):
-    """The stack returned by :func:`cluster_spectra`, from its sums."""
+def _row_sums(data, rows, step=None):
+    """Summed spectra of the pixels (flat indices) in each of ``rows``, in the data's own dtype
+    ``step`` pixels at a time (no float copy of the map)."""
+    n_ch = data.shape[-1]
+    d2 = np.asarray(data).reshape((-1, n_ch))
+    step = step or max(1, int(2e7 // max(n_ch, 1)))
+    acc = np.int64 if np.issubdtype(d2.dtype, np.integer) else np.float64
+    spec = np.zeros((len(rows), n_ch))
+    for i, r in enumerate(rows):
+        for j0 in range(0, r.size, step):
+            spec[i] += d2[r[j0:j0 + step]].sum(axis=0, dtype=acc)
+    return spec
+
+
+def _spectra_signal(signal, spec, var, clusters, labels, weight_sum, weighted, n_pixels=None):
+    """The stack returned by :func:`cluster_spectra`, from its sums (``n_pixels`` counted in
+    ``labels`` when not given)."""
     if np.any(spec < 0) or not np.all(np.isfinite(spec)):
         raise DataError("The spectrum image has negative or non-finite counts: quantification "
                         "needs raw counts (not normalised or denoised data).")
     out = new_like(signal, spec, title="Cluster spectra")
     out.axes_manager.navigation_axes[0].name = "cluster"
-    n_pix = [int(np.count_nonzero(labels == c)) for c in clusters]
+    n_pix = (n_pixels if n_pixels is not None else
+             [int(np.count_nonzero(labels == c)) for c in clusters])
     out.metadata.set_item("Clusters.ids", list(clusters))
     out.metadata.set_item("Clusters.n_pixels", n_pix)
     out.metadata.set_item("Clusters.weight_sum", [float(v) for v in weight_sum])
@@ -216,15 +226,10 @@ def mask_spectra(signal, masks):
     """The summed raw spectra of several pixel masks (which may overlap) as one stack, like
     :func:`cluster_spectra` (ids 0, 1, ...); in-memory maps only. One signal for all masks:
     building the stack costs more than summing a few hundred pixels."""
-    d2 = np.asarray(signal.data).reshape((-1, signal.data.shape[-1]))
-    acc = np.int64 if np.issubdtype(d2.dtype, np.integer) else np.float64
-    spec = np.array([d2[np.flatnonzero(np.ravel(m))].sum(axis=0, dtype=acc) for m in masks],
-                    float)
+    spec = _row_sums(signal.data, [np.flatnonzero(np.ravel(m)) for m in masks])
     n_pix = [int(np.count_nonzero(m)) for m in masks]
-    out = _spectra_signal(signal, spec, spec.copy(), list(range(len(masks))),
-                          np.full(len(masks), -1), [float(n) for n in n_pix], False)
-    out.metadata.set_item("Clusters.n_pixels", n_pix)
-    return out
+    return _spectra_signal(signal, spec, spec.copy(), list(range(len(masks))), None,
+                           [float(n) for n in n_pix], False, n_pixels=n_pix)
 
 
 def interior_and_whole_spectra(signal, interior, labels, clusters=None):
