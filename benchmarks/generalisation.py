@@ -187,6 +187,24 @@ def mask_oracle(signal, truth):
     return ok
 
 
+def potts_oracle_labels(signal, truth, beta):
+    """Labels of workflow 2's spatial prior started from the *true* labels: the clusters'
+    spectra are estimated from the truth, the data term is the workflow's (its energy range
+    and channel binning), the coupling ``beta`` the one workflow 2 used on this map (estimated
+    from clean true labels it would be so large that nothing moves), and the prior relabels
+    every pixel as it does after clustering (:func:`helpers.spatial.regularise_labels`, noise
+    test on). A phase this loses (e.g. a 1-2 px layer at ~10 counts per pixel, outweighed by
+    its neighbours) is beyond any labelling by that prior, however well the clusters were
+    found."""
+    from helpers.preprocess import auto_energy_bin, energy_slice, useful_energy_range
+    from helpers.spatial import regularise_labels
+    keep = truth.labels >= 0
+    sl = energy_slice(signal, useful_energy_range(signal))
+    return regularise_labels(signal.data, np.where(keep, truth.labels, -1), mask=keep,
+                             beta=float(beta), energy_bin=auto_energy_bin(signal),
+                             channels=(sl.start, sl.stop)).labels
+
+
 def make_scene(seed, size):
     from helpers.simulate.scenes import random_scene
     kind = os.environ.get("HEA_BENCH_KIND") or None       # --kind: one geometry only
@@ -418,6 +436,14 @@ def run_scene(seed, size, w1_params, w2_params):
     sh = os.environ.get("HEA_BENCH_SPLIT_HALF") == "1"
     rec["w1"], _ = evaluate(1, lambda: run_workflow1(signal, n, **w1_params), signal, truth, sh)
     rec["w2"], _ = evaluate(2, lambda: run_workflow2(signal, **w2_params), signal, truth, sh)
+    rec["potts_oracle"] = None
+    if rec["w2"].get("beta"):           # 0 or None: one cluster, no coupling to start from
+        try:
+            pm = _label_metrics(potts_oracle_labels(signal, truth, rec["w2"]["beta"]), truth)
+            rec["potts_oracle"] = {k: pm[k] for k in ("ari", "found", "n_found",
+                                                      "all_found_ge2")}
+        except Exception as exc:
+            rec["potts_oracle_error"] = f"{type(exc).__name__}: {exc}"
     rec["w1"]["n_clusters_requested"] = n
     for w in ("w1", "w2"):
         a = rec[w].get("ari")
@@ -795,7 +821,27 @@ def summarise(recs):
         s[w]["all_found_ge2_where_masks_tell"] = (
             float(np.mean([r[w]["all_found_ge2"] for r in both])) if both else None)
         s[w]["n_masks_tell_all"] = len(both)
+    po = [r["potts_oracle"] for r in ok if r.get("potts_oracle")]
+    s["potts_all_found_ge2"] = float(np.mean([f["all_found_ge2"] for f in po])) if po else None
+    s["potts_phases_found"] = (int(sum(f["n_found"] for f in po)),
+                               int(sum(len(f["found"]) for f in po)), len(po))
+    # workflow 2 where its own prior, started from the truth, keeps every phase
+    both = [r for r in ok if (r.get("potts_oracle") or {}).get("all_found_ge2")
+            and r["w2"].get("error") is None]
+    s["w2"]["all_found_ge2_where_potts_does"] = (
+        float(np.mean([r["w2"]["all_found_ge2"] for r in both])) if both else None)
+    s["w2"]["n_potts_finds_all"] = len(both)
+    both = [r for r in both if (r.get("mask_oracle") or {}).get("all_found_ge2")]
+    s["w2"]["all_found_ge2_where_both_do"] = (
+        float(np.mean([r["w2"]["all_found_ge2"] for r in both])) if both else None)
+    s["w2"]["n_both_find_all"] = len(both)
     return s
+
+
+def _oracles(r):
+    """'told / kept' phases of the two oracles for the per-scene table."""
+    n = lambda o: "–" if not o else str(o["n_found"])  # noqa: E731
+    return f"{n(r.get('mask_oracle'))} / {n(r.get('potts_oracle'))} of {r['scene']['n_phases']}"
 
 
 def describe(sc):
@@ -921,6 +967,18 @@ def write_report(recs, args, md_path, png_path, elapsed, argv=None):
         "all_found_ge2_where_masks_tell", lambda v: _fmt(v, 2))
     row("(scenes where known masks tell every phase ≥ 2 % apart)", "n_masks_tell_all",
         lambda v: "–" if v is None else str(v))
+    for k in ("all_found_ge2_where_potts_does", "n_potts_finds_all"):
+        w1.setdefault(k, None)
+        w2.setdefault(k, None)
+    row("... among scenes where the prior started from the truth keeps every phase ≥ 2 %",
+        "all_found_ge2_where_potts_does", lambda v: _fmt(v, 2))
+    row("(such scenes)", "n_potts_finds_all", lambda v: "–" if v is None else str(v))
+    for k in ("all_found_ge2_where_both_do", "n_both_find_all"):
+        w1.setdefault(k, None)
+        w2.setdefault(k, None)
+    row("... among scenes where both (known masks, prior from the truth) do",
+        "all_found_ge2_where_both_do", lambda v: _fmt(v, 2))
+    row("(such scenes)", "n_both_find_all", lambda v: "–" if v is None else str(v))
     row("true phases found (total)", "phases_found", lambda v: f"{v[0]} / {v[1]}")
     row("median noise fraction", "noise_median")
     row("max noise fraction", "noise_max")
@@ -994,6 +1052,15 @@ def write_report(recs, args, md_path, png_path, elapsed, argv=None):
                  "from all others: an upper bound for a method that has to find the regions "
                  "in the data. A phase told apart there but missed by a workflow was not "
                  "*found*; it was not too alike to tell.")
+    if s.get("potts_all_found_ge2") is not None:
+        pf = s["potts_phases_found"]
+        L.append(f"\nWorkflow 2's spatial prior started from the true labels (`potts_oracle_"
+                 "labels`: the true clusters' spectra, the coupling workflow 2 used, every pixel "
+                 f"relabelled) keeps every phase ≥ 2 % in {_fmt(s['potts_all_found_ge2'], 2)} "
+                 f"of the {pf[2]} scenes where workflow 2 used a coupling, and {pf[0]} / {pf[1]} "
+                 "of their phases: a phase it loses is beyond that prior even when the "
+                 "clusters are found (a thin layer or lamella whose pixels are outweighed by "
+                 "their neighbours at that dose).")
     L.append(f"\nMedian ceiling ARI {_fmt(s['ceiling_median'])} (MAP ceiling "
              f"{_fmt(s.get('ceiling_map_median'))}); {s['n_low_ceiling']} scenes have a ceiling "
              f"below 0.1 (nothing per-pixel can separate their phases: Δ ≈ 0 there says "
@@ -1004,15 +1071,16 @@ def write_report(recs, args, md_path, png_path, elapsed, argv=None):
     # with the spatial prior on, each workflow's per-pixel ARI (its labels before the prior)
     pp = any(r[w].get("no_prior") for r in ok for w in ("w1", "w2"))
     px = " {} per-px |" if pp else ""
-    L.append("| seed | size | scene | min frac | dose/px | min diff at% | ceiling | MAP ceil. | W1 ARI |"
+    L.append("| seed | size | scene | min frac | dose/px | min diff at% | ceiling | MAP ceil. "
+             "| masks / prior from truth | W1 ARI |"
              + px.format("W1") + " W1 Δ | W1 found | W1 err | W1 cov | W2 ARI |" + px.format("W2")
              + " W2 Δ | W2 k | W2 found | W2 noise | W2 err | W2 cov | split-half W1 / W2 |")
-    L.append("|" + "---|" * (23 if pp else 21))
+    L.append("|" + "---|" * (24 if pp else 22))
     for r in ok:
         sc = r["scene"]
         cells = [str(r["seed"]), str(r["size"]), describe(sc), f"{100 * sc['min_fraction']:.1f} %",
                  f"{sc['dose_sample']:.1f}", f"{sc['min_pair_difference']:.1f}",
-                 _fmt(r.get("ceiling")), _fmt(r.get("ceiling_map"))]
+                 _fmt(r.get("ceiling")), _fmt(r.get("ceiling_map")), _oracles(r)]
         for w in ("w1", "w2"):
             x = r[w]
             if x.get("error"):
@@ -1034,7 +1102,10 @@ def write_report(recs, args, md_path, png_path, elapsed, argv=None):
         L.append("| " + " | ".join(cells) + " |")
     L.append("\n*min frac*: smallest phase's share of the sample; *dose/px*: mean counts per "
              "sample pixel; *min diff at%*: largest per-element difference of the two most similar "
-             "phases; *per-px*: the same run's ARI before the spatial prior (its per-pixel labels); "
+             "phases; *masks / prior from truth*: phases known masks tell apart from every other "
+             "(`mask_oracle`) / phases workflow 2's prior started from the truth keeps found "
+             "(`potts_oracle_labels`; – when workflow 2 used no coupling), of all phases; "
+             "*per-px*: the same run's ARI before the spatial prior (its per-pixel labels); "
              "*k*: clusters; *err*: median |at% error|; *cov*: 2σ coverage.\n")
 
     L.append("## Worst scenes (regression cases)\n")
