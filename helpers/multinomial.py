@@ -412,9 +412,16 @@ def _group_sums(c, groups):
     from scipy.sparse import csr_matrix
     groups = np.asarray(groups)
     ok = np.flatnonzero(groups >= 0)
-    own, row = np.unique(groups[ok], return_inverse=True)
+    g = groups[ok]
+    # the values present and each row's index among them by counting, not sorting (labels
+    # and tree nodes are small integers; np.unique's argsort was a third of a slider move)
+    size = np.bincount(g) if g.size else np.zeros(0, np.int64)
+    own = np.flatnonzero(size)
+    index = np.zeros(size.size, np.int64)
+    index[own] = np.arange(own.size)
+    row = index[g]
     ind = csr_matrix((np.ones(ok.size), (row, ok)), shape=(own.size, len(groups)))
-    return own, np.asarray(ind @ c), np.bincount(row, minlength=own.size)
+    return own, np.asarray(ind @ c), size[own]
 
 
 def _node_sums(c, tree):
