@@ -65,7 +65,32 @@ def _extras(r, rerun):
     before = None if r.spatial is None else np.asarray(r.labels_per_pixel)
     unsplit = getattr(r, "labels_unsplit", None)
     return dict(_labels_per_pixel=before, _rerun=rerun,
-                _labels_unsplit=None if unsplit is None else np.asarray(unsplit))
+                _labels_unsplit=None if unsplit is None else np.asarray(unsplit),
+                _probabilities=(r.probabilities, getattr(r, "probabilities_per_pixel", None)))
+
+
+def own_probability(labels, probabilities):
+    """Each pixel's probability of its own label: from per-cluster posteriors (W1,
+    rows x cols x k) or a membership (W2, rows x cols); 0 where unassigned."""
+    p = np.asarray(probabilities, float)
+    if p.ndim == 3:
+        p = np.take_along_axis(p, np.clip(labels, 0, p.shape[-1] - 1)[..., None], -1)[..., 0]
+    return np.where(labels >= 0, p, 0.0)
+
+
+def calibration(labels, probabilities, truth):
+    """Mean probability of the own label over the assigned sample pixels, and the share of
+    them whose cluster's majority phase is their true phase: equal for honest probabilities."""
+    t = truth.labels
+    m = (labels >= 0) & (t >= 0)
+    if probabilities is None or not m.any():
+        return None
+    right = np.zeros(t.shape, bool)
+    for c in np.unique(labels[m]):
+        mc = m & (labels == c)
+        right |= mc & (t == np.bincount(t[mc]).argmax())
+    return dict(mean_probability=float(own_probability(labels, probabilities)[m].mean()),
+                share_right=float(right[m].mean()))
 
 
 def run_workflow1(signal, n_clusters, **params):
@@ -369,8 +394,12 @@ def evaluate(workflow, run, signal, truth, split_half=False):
     out["time_s"] = time.perf_counter() - t0
     before, rerun = info.pop("_labels_per_pixel", None), info.pop("_rerun", None)
     unsplit = info.pop("_labels_unsplit", None)
+    prob, prob_pp = info.pop("_probabilities", (None, None))
     out.update(info)
     out.update(_label_metrics(labels, truth))
+    out["calibration"] = calibration(labels, prob, truth)
+    if prob_pp is not None:   # the per-pixel model's probabilities, of the same labels
+        out["calibration_per_pixel"] = calibration(labels, prob_pp, truth)
     if before is not None:   # the same run without the spatial prior
         out["no_prior"] = _label_metrics(before, truth)
         out["thin_kept"] = thin_kept(labels, before, truth)
@@ -795,7 +824,7 @@ def summarise(recs):
                                    for r in runs)),
             time_median=float(np.median(_vals(ok, w, "time_s"))) if runs else None)
         s[w].update(_split_half_summary(runs, w), **_prior_summary(runs, w),
-                    **_split_summary(runs, w))
+                    **_split_summary(runs, w), **_calibration_summary(runs, w))
     c = np.array([r["ceiling"] for r in ok if r.get("ceiling") is not None])
     s["ceiling_median"] = float(np.median(c)) if c.size else None
     s["n_low_ceiling"] = int(np.sum(c < 0.1))
@@ -842,6 +871,20 @@ def _oracles(r):
     """'told / kept' phases of the two oracles for the per-scene table."""
     n = lambda o: "–" if not o else str(o["n_found"])  # noqa: E731
     return f"{n(r.get('mask_oracle'))} / {n(r.get('potts_oracle'))} of {r['scene']['n_phases']}"
+
+
+def _calibration_summary(runs, w):
+    """Median and 90th percentile over the scenes of |mean probability of the own label -
+    share of pixels right| (the workflow's probabilities, and the per-pixel model's), and the
+    mean signed gap (> 0: too confident)."""
+    out = {}
+    for key, name in (("calibration", "calib"), ("calibration_per_pixel", "calib_pp")):
+        g = np.array([r[w][key]["mean_probability"] - r[w][key]["share_right"]
+                      for r in runs if r[w].get(key)])
+        out[f"{name}_gap_median"] = float(np.median(np.abs(g))) if g.size else None
+        out[f"{name}_gap_p90"] = float(np.percentile(np.abs(g), 90)) if g.size else None
+        out[f"{name}_gap_mean"] = float(g.mean()) if g.size else None
+    return out
 
 
 def describe(sc):
@@ -935,7 +978,10 @@ def write_report(recs, args, md_path, png_path, elapsed, argv=None):
              "total σ (95 % expected). Split-half ARI (`--split-half`): ARI between the labels of "
              "two independent binomial halves of the counts, each clustered with the same "
              "parameters (`helpers.reproducibility.split_half`): what a user can check without "
-             "truth.\n")
+             "truth. Probabilities: the workflow's probability of each assigned pixel's own label "
+             "(with the spatial prior, its posterior marginals), averaged over the scene, against "
+             "the share of those pixels whose cluster's majority phase is their true phase; "
+             "equal when the probabilities are honest.\n")
     L.append("## Summary\n")
     L.append("| | W1 (PCA+GMM, true k) | W2 (UMAP+HDBSCAN) |")
     L.append("|---|---|---|")
@@ -986,6 +1032,12 @@ def write_report(recs, args, md_path, png_path, elapsed, argv=None):
     row("90th percentile \\|composition error\\| (at%)", "comp_error_p90", lambda v: _fmt(v, 2))
     row("2σ coverage", "coverage_2sigma", lambda v: _fmt(v, 2))
     row("(cluster, element) values", "n_comp_values", str)
+    row("probabilities: median \\|mean own-label probability − share right\\|",
+        "calib_gap_median", lambda v: _fmt(v, 3))
+    row("... 90th percentile", "calib_gap_p90", lambda v: _fmt(v, 3))
+    row("... mean signed gap (> 0: too sure)", "calib_gap_mean", lambda v: _fmt(v, 3))
+    row("... the per-pixel model's probabilities: median gap", "calib_pp_gap_median",
+        lambda v: _fmt(v, 3))
     row("(clusters with no pixel left to quantify)", "n_unquantified", str)
     row("workflow errors", "n_error", str)
     row("median time per scene (s)", "time_median", lambda v: _fmt(v, 1))

@@ -4,7 +4,8 @@ Every notebook writes through these functions and the batch runner reads through
 name or a column is defined once. A run folder ``OUTPUT_DIR`` holds::
 
     OUTPUT_DIR/results/labels_workflow{1,2}.npy         cluster label per pixel, original grid, -1 unassigned
-    OUTPUT_DIR/results/probabilities_workflow{1,2}.npy  posteriors (W1, rows x cols x k) / membership (W2)
+    OUTPUT_DIR/results/probabilities_workflow{1,2}.npy  posteriors (W1, rows x cols x k) / membership (W2);
+                                                      with the spatial prior, its posterior marginals
     OUTPUT_DIR/results/compositions.csv (+ _detail)     COMPOSITION_COLUMNS
     OUTPUT_DIR/results/entropy.csv (+ _detail)          ENTROPY_COLUMNS
     OUTPUT_DIR/results/reproducibility_workflow{1,2}.json  split-half ARI and per-cluster Jaccard
@@ -34,7 +35,8 @@ from .paths import PROJECT_ROOT
 LABEL_FILES = {1: "labels_workflow1.npy", 2: "labels_workflow2.npy"}
 #: Split-half reproducibility of each workflow (:mod:`helpers.reproducibility`), JSON.
 REPRODUCIBILITY_FILES = {1: "reproducibility_workflow1.json", 2: "reproducibility_workflow2.json"}
-#: Probabilities written beside the labels (W1: posteriors per cluster; W2: membership).
+#: Probabilities written beside the labels (W1: posteriors per cluster; W2: membership; with the
+#: spatial prior, the prior's, which agree with its labels: helpers.workflows.probabilities).
 PROBABILITY_FILES = {1: "probabilities_workflow1.npy", 2: "probabilities_workflow2.npy"}
 COMPOSITION_COLUMNS = ["workflow", "cluster", "n_pixels", "element", "at_percent",
                        "at_percent_err"]

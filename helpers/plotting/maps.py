@@ -116,10 +116,13 @@ def plot_correlation_matrix(corr, ax=None, title="Element correlation"):
     return ax
 
 
-def plot_probability_maps(result, scale=None, axes=None):
-    """Posterior probability (W1) or membership strength (W2) maps of each cluster."""
+def plot_probability_maps(result, scale=None, axes=None, per_pixel=False):
+    """Posterior probability (W1) or membership strength (W2) maps of each cluster: the
+    result's own (with the spatial prior, the prior's), or with ``per_pixel`` the per-pixel
+    model's (``result.probabilities_per_pixel``, when the prior ran)."""
     _, plt = mpl()
-    prob = np.asarray(result.probabilities)
+    pp = getattr(result, "probabilities_per_pixel", None)
+    prob = np.asarray(pp if per_pixel and pp is not None else result.probabilities)
     if prob.ndim == 2:    # W2: one membership map, show per cluster where labelled
         k = result.n_clusters
         maps = [np.where(result.labels == j, prob, np.nan) for j in range(k)]

@@ -127,6 +127,12 @@ class SpatialResult:
         Besag's pseudo-likelihood beta of the input labels (the cap; None when fixed).
     prepared : PreparedCounts
         The counts as the prior read them (pass them back as ``counts`` to skip preparing).
+    marginals : (rows, cols, k) float32
+        Each pixel's probability of each cluster under the model (column j: ``clusters[j]``):
+        the mean-field posterior marginals at the coupling used, the last spectra's data term
+        (beta = 0: the per-pixel posterior, equal priors); 0 outside the mask. The labels are
+        the MAP (ICM from the marginals' modes), so a pixel's own label is almost always, not
+        always, its most probable one.
     """
     labels: np.ndarray
     beta: float
@@ -140,6 +146,7 @@ class SpatialResult:
     beta_estimate: float = None
     beta_input: float = None
     prepared: PreparedCounts = field(default=None, repr=False)
+    marginals: np.ndarray = field(default=None, repr=False)
 
 
 def regularise_labels(counts, labels, mask=None, beta="auto", neighbourhood=8, n_iter=N_ITER,
@@ -332,4 +339,17 @@ def _result(cur, clusters, m, lab0, DL, state, energy_trace, beta_trace, n_iter,
                          energy_trace=energy_trace, noise=noise, clusters=clusters,
                          beta_trace=beta_trace, n_iter=n_iter, data=Dout,
                          beta_estimate=float(state["beta"]), beta_input=state.get("hard"),
-                         prepared=prep)
+                         prepared=prep, marginals=_marginals(DL, state.get("P"), m))
+
+
+def _marginals(DL, P, m):
+    """(rows, cols, k) float32 posterior marginals: the mean-field ones from the padded ``P``
+    (the last fit's, at the coupling used), or the per-pixel softmax of the data term ``DL``
+    when no coupling was used; 0 outside the sample mask ``m``."""
+    if P is not None:
+        q = P[:, 1:-1, 1:-1]
+    else:
+        q = DL - DL.max(axis=0)
+        np.exp(q, out=q)
+        q /= q.sum(axis=0)
+    return np.ascontiguousarray(np.moveaxis(np.where(m, q, 0), 0, -1), dtype=np.float32)

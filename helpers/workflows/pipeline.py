@@ -28,6 +28,7 @@ from ..preprocess import upsample_labels
 from ..spatial import regularise_labels
 from .features import as_signal, embedding_for, pca_of_features, pooling_grid, spatial_counts
 from .params import resolve
+from .probabilities import prior_probabilities
 from .split import split_mixed
 
 
@@ -42,7 +43,7 @@ class WorkflowResult:
     workflow: int
     labels: np.ndarray            # (rows, cols) int, original grid
     probabilities: np.ndarray     # W1: (rows, cols, k) posteriors; W2: (rows, cols) membership
-    # (both of the per-pixel model, before the spatial prior)
+    # (with the spatial prior, its posterior marginals, :func:`prior_probabilities`)
     mask: np.ndarray              # (rows, cols) bool, True = sample pixel that was clustered
     labels_binned: np.ndarray     # (rows_b, cols_b)
     mask_binned: np.ndarray       # (rows_b, cols_b)
@@ -61,6 +62,7 @@ class WorkflowResult:
     counts: np.ndarray = field(repr=False, default=None)   # W2: binned counts of sample pixels
     pooled: np.ndarray = field(repr=False, default=None)   # W2: their pooled counts, or None
     labels_per_pixel: np.ndarray = field(repr=False, default=None)  # before the spatial prior
+    probabilities_per_pixel: np.ndarray = field(repr=False, default=None)  # the same, before it
     spatial: object = field(repr=False, default=None)   # helpers.spatial.SpatialResult, or None
     source: object = field(repr=False, default=None)    # W2: the signal the split test read
     labels_unsplit: np.ndarray = field(repr=False, default=None)  # W2: before the split test
@@ -315,9 +317,11 @@ def apply_spatial_prior(signal, feats, result, beta):
     """``result`` with its labels regularised by the Potts prior on the original pixel grid
     (:func:`helpers.spatial.regularise_labels`: multinomial data term of each pixel's raw
     counts in the features' energy range and channel binning, coupling ``beta``, "auto" =
-    estimated); the per-pixel labels are kept in ``labels_per_pixel``. ``beta`` None or 0:
-    ``result`` unchanged. Lazy maps are reduced chunk by chunk first."""
-    result.labels_per_pixel = result.labels
+    estimated); the per-pixel labels and probabilities are kept in ``labels_per_pixel`` and
+    ``probabilities_per_pixel``, the prior's probabilities replace them
+    (:func:`prior_probabilities`). ``beta`` None or 0: ``result`` unchanged. Lazy maps are
+    reduced chunk by chunk first."""
+    result.labels_per_pixel, result.probabilities_per_pixel = result.labels, result.probabilities
     if beta is None or (not isinstance(beta, str) and float(beta) == 0):
         return result
     counts, channels, ebin = spatial_counts(as_signal(signal), feats)
@@ -326,8 +330,11 @@ def apply_spatial_prior(signal, feats, result, beta):
 
 
 def _with_prior(result, sp):
-    """``result`` holding the prior's labels ``sp`` (its own labels kept as the per-pixel ones)."""
+    """``result`` holding the prior's labels and probabilities ``sp`` (its own kept as the
+    per-pixel ones)."""
     result.labels_per_pixel, result.labels, result.spatial = result.labels, sp.labels, sp
+    result.probabilities_per_pixel = result.probabilities
+    result.probabilities = prior_probabilities(sp, result.probabilities)
     result.n_clusters = int(sp.labels.max() + 1)
     return result
 
@@ -451,10 +458,13 @@ def regularised_at(signal, result, beta):
     (:func:`split_mixed`) as the full run was: what the spatial-prior slider shows."""
     from dataclasses import replace
 
-    base = replace(result, labels=result.labels_per_pixel if result.labels_per_pixel is not None
-                   else result.labels, spatial=None, params=dict(result.params))
+    per_pixel = result.labels_per_pixel is not None
+    base = replace(result, labels=result.labels_per_pixel if per_pixel else result.labels,
+                   probabilities=(result.probabilities_per_pixel if per_pixel
+                                  else result.probabilities),
+                   spatial=None, params=dict(result.params))
     if not beta:
-        base.labels_per_pixel = base.labels
+        base.labels_per_pixel, base.probabilities_per_pixel = base.labels, base.probabilities
         base.n_clusters = int(base.labels.max() + 1)
         return base
     # the counts as the full run's prior read them, else read them now

@@ -60,6 +60,7 @@ from ..spatial import encode, regularise_labels
 from .features import as_signal
 from .fractions import wald_fractions
 from .interfaces import interface_bands, find_layer
+from .probabilities import prior_probabilities
 from .unexplained import unexplained_candidate
 
 #: Pixels from a cluster's edge that the search and test ignore (edge pixels mix phases).
@@ -497,6 +498,7 @@ def split_mixed(signal, result, enabled=True):
     result.source, result.labels_unsplit = sig, result.labels
     if state["sp"] is not result.spatial:
         result.spatial = state["sp"]
+        result.probabilities = prior_probabilities(state["sp"], result.probabilities)
         # renumbered 0..k-1: a cluster the relabelling emptied leaves no gap
         result.labels = result.spatial.labels = (encode(labels)[1] if (labels >= 0).any()
                                                   else labels)
