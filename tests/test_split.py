@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
+from scipy import ndimage as ndi
 from sklearn.metrics import adjusted_rand_score
 
 from helpers.quant.clusters import quant_lines
@@ -37,6 +38,24 @@ def test_two_means_1d_is_the_exact_optimum():
                    for i in range(1, len(xs)))
         assert cost == pytest.approx(best)
         assert x[lab == 1].min() > x[lab == 0].max()
+
+
+def test_specks_inside_a_cluster_are_not_its_edge():
+    """interior(): a cluster eroded by EDGE_PX from its edge, where an enclosed speck of other
+    labels is no edge but a large enclosed region, or one open to the map's edge, is."""
+    m = np.ones((40, 40), bool)
+    m[:, 30:] = False                     # another cluster along the right edge
+    m[10, 10] = False                     # a one-pixel speck
+    m[20:26, 8:14] = False                # an enclosed grain of 36 px
+    inner = S.interior(m)
+    e = S.EDGE_PX
+    assert inner[10, 10 - 1] and inner[10, 10 + 1] and not inner[10, 10]   # speck: no edge
+    assert not inner[20 - e, 10] and inner[20 - e - 1, 10]                  # grain: an edge
+    assert not inner[5, 30 - e] and inner[5, 30 - e - 1]                    # neighbour: an edge
+    assert not inner[:e].any() and not inner[:, :e].any()                 # the map's border
+    assert not (inner & ~m).any()
+    plain = ndi.binary_erosion(m, np.ones((2 * e + 1,) * 2))
+    assert np.array_equal(S.interior(m, max_hole=1), plain)
 
 
 def test_checkerboard_halves_are_complementary_and_balanced():

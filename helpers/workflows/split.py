@@ -10,7 +10,8 @@ half of every phase's pixels right for 118 of 118 phases (>= 90 % for 111; measu
 the 34 scenes). This step looks for that region-scale difference inside each final cluster.
 
 Method, per cluster (interior pixels only, :data:`EDGE_PX` from its edge, so pixels that mix
-it with a neighbour do not count):
+it with a neighbour do not count; a speck of a few pixels labelled otherwise inside it is no
+edge, :func:`interior`):
 
 1. Checkerboard halves. The search uses the pixels of one colour, the test the other; their
    counts are independent (Poisson noise is independent pixel to pixel), so the test is honest
@@ -87,6 +88,9 @@ ALPHA = 1e-3
 MIN_DIFFERENCE = 0.015
 #: Rounds of split and relabel at most.
 ROUNDS = 3
+#: Enclosed specks of other labels smaller than this (px) do not make a cluster's edge
+#: (:func:`interior`).
+MAX_HOLE = 16
 #: Interior pixels a cluster needs to be tested, and each part of a split.
 MIN_PIXELS = 100
 MIN_PART = 20
@@ -281,7 +285,7 @@ def split_mixed_clusters(signal, labels, relabel, lines, radii=RADII, min_ratio=
 def _test_cluster(m, along, alpha, ctx):
     """The split test of one cluster (mask ``m``): (log entry or None when too small to test,
     the new labels' seed on ``m`` -- 1 new cluster, 0 kept, -1 relabelled freely -- or None)."""
-    inner = ndi.binary_erosion(m, np.ones((2 * EDGE_PX + 1,) * 2))
+    inner = interior(m)
     if inner.sum() < MIN_PIXELS:
         return None, None
     if along is not None and len(ctx["lines"]) < 3:
@@ -301,6 +305,27 @@ def _test_cluster(m, along, alpha, ctx):
         return entry, None
     seed = _extend(_cores(part, score), inner & search, m)
     return entry, np.where(m, seed, 0)
+
+
+def interior(m, edge=EDGE_PX, max_hole=MAX_HOLE):
+    """The pixels of the cluster mask ``m`` at least ``edge`` + 1 px from its edge, where an
+    enclosed speck of other labels (fewer than ``max_hole`` px: a few pixels the prior gave
+    another cluster or left unassigned) is not an edge. Such specks sit where a phase the
+    cluster hides shows through: in random lamellae scene 119 a 3-px lamella phase with 261
+    of its pixels in the matrix cluster and the rest in specks had 4 of them in the interior,
+    225 with the specks filled. On the benchmarks (against eroding at every speck): lamellae
+    scene 121 gains its third phase (ARI 0.56 -> 0.68), held-out scene 44 0.06 -> 0.22, and
+    one phase more is found in all (lamellae 63 -> 64 of 112); lamellae scene 117 instead
+    splits its matrix by how densely 3-px lamellae lie in it (0.88 -> 0.76)."""
+    lab, n = ndi.label(~m)
+    filled = m
+    if n:
+        size = np.bincount(lab.ravel())
+        size[0] = max_hole
+        edge_ids = np.unique(np.concatenate([lab[0], lab[-1], lab[:, 0], lab[:, -1]]))
+        size[edge_ids] = max_hole           # open to the map's edge: not enclosed
+        filled = m | (size < max_hole)[lab]
+    return ndi.binary_erosion(filled, np.ones((2 * edge + 1,) * 2)) & m
 
 
 def _confirm(part, along, alpha, ctx, entry):
