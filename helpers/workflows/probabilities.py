@@ -10,9 +10,9 @@ import numpy as np
 
 def prior_probabilities(sp, like):
     """The spatial prior's probabilities in a workflow's form ``like``: workflow 1's
-    (rows, cols, k) posteriors (column c = cluster c; a cluster the prior emptied keeps its
-    column, all 0), or workflow 2's (rows, cols) membership, the probability of each pixel's
-    own label (0 where it has none). From the prior's posterior marginals
+    (rows, cols, k) posteriors (column c = cluster c, every cluster of the prior's input; one
+    without a pixel there stays 0), or workflow 2's (rows, cols) membership, the probability
+    of each pixel's own label (0 where it has none). From the prior's posterior marginals
     (:class:`helpers.spatial.SpatialResult` ``marginals``), so they agree with its labels; the
     per-pixel model's are the result's ``probabilities_per_pixel``."""
     q, ids, lab = sp.marginals, np.asarray(sp.clusters, int), sp.labels
