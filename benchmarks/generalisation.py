@@ -1000,31 +1000,22 @@ def write_report(recs, args, md_path, png_path, elapsed, argv=None):
     row("scenes with ARI > ceiling + 0.02", "above_ceiling", str)
     row("scenes where every phase ≥ 2 % is found", "all_found_ge2", lambda v: _fmt(v, 2))
     row("scenes where every phase is found", "all_found", lambda v: _fmt(v, 2))
-    for k in ("all_found_ge2_where_ceiling_does", "n_ceiling_finds_all"):
-        w1.setdefault(k, None)
-        w2.setdefault(k, None)
-    row("... among scenes where the MAP ceiling finds every phase ≥ 2 %",
-        "all_found_ge2_where_ceiling_does", lambda v: _fmt(v, 2))
-    row("(such scenes)", "n_ceiling_finds_all", lambda v: "–" if v is None else str(v))
-    for k in ("all_found_ge2_where_masks_tell", "n_masks_tell_all"):
-        w1.setdefault(k, None)
-        w2.setdefault(k, None)
-    row("... among scenes where known masks tell every phase ≥ 2 % apart",
-        "all_found_ge2_where_masks_tell", lambda v: _fmt(v, 2))
-    row("(scenes where known masks tell every phase ≥ 2 % apart)", "n_masks_tell_all",
-        lambda v: "–" if v is None else str(v))
-    for k in ("all_found_ge2_where_potts_does", "n_potts_finds_all"):
-        w1.setdefault(k, None)
-        w2.setdefault(k, None)
-    row("... among scenes where the prior started from the truth keeps every phase ≥ 2 %",
-        "all_found_ge2_where_potts_does", lambda v: _fmt(v, 2))
-    row("(such scenes)", "n_potts_finds_all", lambda v: "–" if v is None else str(v))
-    for k in ("all_found_ge2_where_both_do", "n_both_find_all"):
-        w1.setdefault(k, None)
-        w2.setdefault(k, None)
-    row("... among scenes where both (known masks, prior from the truth) do",
-        "all_found_ge2_where_both_do", lambda v: _fmt(v, 2))
-    row("(such scenes)", "n_both_find_all", lambda v: "–" if v is None else str(v))
+    def among(name, share, count, count_name="(such scenes)"):
+        """The share of scenes with every phase found among those where an oracle does."""
+        for k in (share, count):
+            w1.setdefault(k, None)
+            w2.setdefault(k, None)
+        row(name, share, lambda v: _fmt(v, 2))
+        row(count_name, count, lambda v: "–" if v is None else str(v))
+    among("... among scenes where the MAP ceiling finds every phase ≥ 2 %",
+          "all_found_ge2_where_ceiling_does", "n_ceiling_finds_all")
+    among("... among scenes where known masks tell every phase ≥ 2 % apart",
+          "all_found_ge2_where_masks_tell", "n_masks_tell_all",
+          "(scenes where known masks tell every phase ≥ 2 % apart)")
+    among("... among scenes where the prior started from the truth keeps every phase ≥ 2 %",
+          "all_found_ge2_where_potts_does", "n_potts_finds_all")
+    among("... among scenes where both (known masks, prior from the truth) do",
+          "all_found_ge2_where_both_do", "n_both_find_all")
     row("true phases found (total)", "phases_found", lambda v: f"{v[0]} / {v[1]}")
     row("median noise fraction", "noise_median")
     row("max noise fraction", "noise_max")
