@@ -113,7 +113,11 @@ def add_scalebar(ax, pixel_size, units="nm", n_pixels_wide=None, color="white", 
     else:
         label = f"{length:g} {units}"
     bar = AnchoredSizeBar(ax.transData, length / pixel_size, label, "lower right", pad=0.3,
-                          color=color, frameon=False, size_vertical=max(n_pixels_wide / 100, 0.5))
+                          color=color, frameon=True, size_vertical=max(n_pixels_wide / 100, 0.5))
+    # on a dark translucent box: readable on bright maps and on masked (white) regions alike
+    bar.patch.set_facecolor("black")
+    bar.patch.set_alpha(0.45)
+    bar.patch.set_edgecolor("none")
     ax.add_artist(bar)
     return ax
 
