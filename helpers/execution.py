@@ -236,6 +236,14 @@ def _kernel_environment():
 KERNEL_START_TIMEOUT = 180
 
 
+#: Times a kernel that died before its first reply is started again. jupyter_client picks
+#: free TCP ports and the kernel binds them a moment later; a kernel starting beside it can
+#: take one first ("Address already in use": a clean-clone test run whose runner started two
+#: notebooks at once). A kernel that dies for any other reason dies again and is reported.
+KERNEL_START_RETRIES = 2
+_KERNEL_DIED = "Kernel died before replying to kernel_info"
+
+
 def execute_notebook(source, target, parameters=None, cwd=None, timeout=None, kernel_log=None,
                      threads=None):
     """Execute one notebook with papermill in the current interpreter's kernel.
@@ -271,23 +279,29 @@ def execute_notebook(source, target, parameters=None, cwd=None, timeout=None, ke
     # papermill's own parameter parser warns about values it cannot parse (e.g. "demo:x?size=9")
     # and about names a notebook lacks; the runner checks names itself (build_parameters).
     logging.getLogger("papermill").setLevel(logging.ERROR)
-    try:
-        with _kernel_environment():
-            # the kernel's working folder goes to nbclient ("resources"), not papermill's
-            # ``cwd``: papermill os.chdir()s the whole process, and notebooks run side by side
-            # in threads (helpers.notebook_graph) raced on it, leaving the caller in a
-            # notebook's folder
-            return papermill.execute_notebook(
-                str(Path(source).resolve()), str(Path(target).resolve()),
-                parameters=parameters or {}, kernel_name="python3", language="python",
-                resources={"metadata": {"path": str(Path(cwd or Path(source).parent).resolve())}},
-                progress_bar=False, log_output=False,
-                execution_timeout=timeout, start_timeout=KERNEL_START_TIMEOUT,
-                kernel_manager_class=kernel_manager_class(str(kernel_log) if kernel_log else None,
-                                                          threads))
-    except CellTimeoutError as exc:
-        raise CellTimeout(_timeout_message(Path(source).name, _timed_out_cell(source, exc),
-                                           timeout)) from None
+    for attempt in range(KERNEL_START_RETRIES + 1):
+        try:
+            with _kernel_environment():
+                # the kernel's working folder goes to nbclient ("resources"), not papermill's
+                # ``cwd``: papermill os.chdir()s the whole process, and notebooks run side by
+                # side in threads (helpers.notebook_graph) raced on it, leaving the caller in a
+                # notebook's folder
+                return papermill.execute_notebook(
+                    str(Path(source).resolve()), str(Path(target).resolve()),
+                    parameters=parameters or {}, kernel_name="python3", language="python",
+                    resources={"metadata": {"path": str(Path(cwd or Path(source).parent)
+                                                        .resolve())}},
+                    progress_bar=False, log_output=False,
+                    execution_timeout=timeout, start_timeout=KERNEL_START_TIMEOUT,
+                    kernel_manager_class=kernel_manager_class(
+                        str(kernel_log) if kernel_log else None, threads))
+        except CellTimeoutError as exc:
+            raise CellTimeout(_timeout_message(Path(source).name, _timed_out_cell(source, exc),
+                                               timeout)) from None
+        except RuntimeError as exc:
+            # no cell has run when the kernel dies before its first reply: start it again
+            if _KERNEL_DIED not in str(exc) or attempt == KERNEL_START_RETRIES:
+                raise
 
 
 def _timed_out_cell(source, exc):

@@ -410,3 +410,42 @@ def test_notebooks_side_by_side_keep_the_callers_folder(tmp_path):
     assert os.getcwd() == here
     for d in jobs:
         assert Path((d / "where.txt").read_text()).resolve() == d.resolve()
+
+
+def test_a_kernel_that_dies_before_its_first_reply_is_started_again(monkeypatch, tmp_path):
+    """Two kernels starting at once can bind the same TCP port, and one dies before replying
+    (seen once in a clean-clone run): execute_notebook starts it again, up to
+    KERNEL_START_RETRIES times. Any other error, or a kernel that keeps dying, is raised."""
+    import papermill
+
+    calls = []
+
+    def flaky(*args, **kwargs):
+        calls.append(1)
+        if len(calls) == 1:
+            raise RuntimeError(execution._KERNEL_DIED)
+        return "ran"
+
+    monkeypatch.setattr(papermill, "execute_notebook", flaky)
+    assert execution.execute_notebook(tmp_path / "a.ipynb", tmp_path / "b.ipynb") == "ran"
+    assert len(calls) == 2
+
+    def dies(*args, **kwargs):
+        calls.append(1)
+        raise RuntimeError(execution._KERNEL_DIED)
+
+    calls.clear()
+    monkeypatch.setattr(papermill, "execute_notebook", dies)
+    with pytest.raises(RuntimeError, match="Kernel died"):
+        execution.execute_notebook(tmp_path / "a.ipynb", tmp_path / "b.ipynb")
+    assert len(calls) == execution.KERNEL_START_RETRIES + 1
+
+    def other(*args, **kwargs):
+        calls.append(1)
+        raise RuntimeError("something else")
+
+    calls.clear()
+    monkeypatch.setattr(papermill, "execute_notebook", other)
+    with pytest.raises(RuntimeError, match="something else"):
+        execution.execute_notebook(tmp_path / "a.ipynb", tmp_path / "b.ipynb")
+    assert len(calls) == 1
