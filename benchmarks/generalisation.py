@@ -830,40 +830,27 @@ def summarise(recs):
     s["n_low_ceiling"] = int(np.sum(c < 0.1))
     cm = np.array([r["ceiling_map"] for r in ok if r.get("ceiling_map") is not None])
     s["ceiling_map_median"] = float(np.median(cm)) if cm.size else None
-    cf = [r["ceiling_map_found"] for r in ok if r.get("ceiling_map_found")]
-    s["ceiling_all_found_ge2"] = float(np.mean([f["all_found_ge2"] for f in cf])) if cf else None
-    s["ceiling_phases_found"] = (int(sum(f["n_found"] for f in cf)),
-                                 int(sum(len(f["found"]) for f in cf)))
-    for w in ("w1", "w2"):   # among the scenes where the ceiling itself finds every phase
-        both = [r for r in ok if r.get("ceiling_map_found", {}).get("all_found_ge2")
-                and r[w].get("error") is None]
-        s[w]["all_found_ge2_where_ceiling_does"] = (
-            float(np.mean([r[w]["all_found_ge2"] for r in both])) if both else None)
-        s[w]["n_ceiling_finds_all"] = len(both)
-    mo = [r["mask_oracle"] for r in ok if r.get("mask_oracle")]
-    s["mask_all_found_ge2"] = float(np.mean([f["all_found_ge2"] for f in mo])) if mo else None
-    s["mask_phases_found"] = (int(sum(f["n_found"] for f in mo)),
-                              int(sum(len(f["found"]) for f in mo)))
-    for w in ("w1", "w2"):   # among the scenes where known masks would tell every phase apart
-        both = [r for r in ok if (r.get("mask_oracle") or {}).get("all_found_ge2")
-                and r[w].get("error") is None]
-        s[w]["all_found_ge2_where_masks_tell"] = (
-            float(np.mean([r[w]["all_found_ge2"] for r in both])) if both else None)
-        s[w]["n_masks_tell_all"] = len(both)
-    po = [r["potts_oracle"] for r in ok if r.get("potts_oracle")]
-    s["potts_all_found_ge2"] = float(np.mean([f["all_found_ge2"] for f in po])) if po else None
-    s["potts_phases_found"] = (int(sum(f["n_found"] for f in po)),
-                               int(sum(len(f["found"]) for f in po)), len(po))
-    # workflow 2 where its own prior, started from the truth, keeps every phase
-    both = [r for r in ok if (r.get("potts_oracle") or {}).get("all_found_ge2")
-            and r["w2"].get("error") is None]
-    s["w2"]["all_found_ge2_where_potts_does"] = (
-        float(np.mean([r["w2"]["all_found_ge2"] for r in both])) if both else None)
-    s["w2"]["n_potts_finds_all"] = len(both)
-    both = [r for r in both if (r.get("mask_oracle") or {}).get("all_found_ge2")]
-    s["w2"]["all_found_ge2_where_both_do"] = (
-        float(np.mean([r["w2"]["all_found_ge2"] for r in both])) if both else None)
-    s["w2"]["n_both_find_all"] = len(both)
+    # each oracle: how often it finds every phase, and the workflows among the scenes it does
+    finds = {k: (lambda r, k=k: bool((r.get(k) or {}).get("all_found_ge2")))
+             for k in ("ceiling_map_found", "mask_oracle", "potts_oracle")}
+    for key, name in (("ceiling_map_found", "ceiling"), ("mask_oracle", "mask"),
+                      ("potts_oracle", "potts")):
+        o = [r[key] for r in ok if r.get(key)]
+        s[f"{name}_all_found_ge2"] = float(np.mean([f["all_found_ge2"] for f in o])) if o else None
+        s[f"{name}_phases_found"] = (int(sum(f["n_found"] for f in o)),
+                                     int(sum(len(f["found"]) for f in o)), len(o))
+    for w, pred, share, count in (
+            ("w1", finds["ceiling_map_found"], "where_ceiling_does", "n_ceiling_finds_all"),
+            ("w2", finds["ceiling_map_found"], "where_ceiling_does", "n_ceiling_finds_all"),
+            ("w1", finds["mask_oracle"], "where_masks_tell", "n_masks_tell_all"),
+            ("w2", finds["mask_oracle"], "where_masks_tell", "n_masks_tell_all"),
+            ("w2", finds["potts_oracle"], "where_potts_does", "n_potts_finds_all"),
+            ("w2", lambda r: finds["potts_oracle"](r) and finds["mask_oracle"](r),
+             "where_both_do", "n_both_find_all")):
+        among = [r for r in ok if pred(r) and r[w].get("error") is None]
+        s[w]["all_found_ge2_" + share] = (
+            float(np.mean([r[w]["all_found_ge2"] for r in among])) if among else None)
+        s[w][count] = len(among)
     return s
 
 
