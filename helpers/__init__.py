@@ -22,7 +22,8 @@ __version__ = "0.1.0"
 
 _SUBMODULES = (
     "errors", "paths", "cache", "numba_cache", "results", "xray", "simulate", "demo", "io",
-    "preprocess", "maps", "decompose", "hdbscan_counts", "cluster", "multinomial", "spatial",
+    "preprocess", "maps", "decompose", "hdbscan_counts", "cluster", "mixture", "multinomial",
+    "spatial",
     "workflows", "quant", "reproducibility", "entropy", "compare", "plotting", "widgets",
     "execution", "notebook_graph", "run_check", "report", "runner", "distributed", "progress",
 )

@@ -44,6 +44,7 @@ import numpy as np
 from scipy.special import logsumexp
 
 from .cluster import poisson_mixture_refine, relabel_by_size
+from .mixture import PSEUDO_COUNT, classify
 
 #: A split must gain this many times the log-likelihood that the best split of pure noise gains.
 SPLIT_FACTOR = 1.0
@@ -72,8 +73,6 @@ AMBIGUOUS_POSTERIOR = 0.0
 #: Share of a cluster's pixels that must border the two clusters it is a mixture of for it
 #: to count as their boundary (:func:`boundary_mixtures`).
 MIXTURE_TOUCH = 0.7
-#: Pseudo-count added to every channel of a cluster spectrum (avoids log 0).
-PSEUDO_COUNT = 0.5
 
 
 def _loglik(S):
@@ -508,64 +507,6 @@ def boundary_mixtures(counts, labels, shape_rows, shape_cols, touch=MIXTURE_TOUC
         if g <= null:
             out.append((k, a, b, float(g), float(null)))
     return out
-
-
-def mixture_em(counts, labels, max_iter=300, tol=1e-7):
-    """Maximum-likelihood multinomial mixture of count rows (soft EM), started from a partition.
-
-    Each pixel's counts are multinomial given its total under its cluster's spectrum; EM
-    weighs every pixel into every cluster by its posterior, where classification EM
-    (:func:`helpers.cluster.poisson_mixture_refine`) gives it wholly to one. At a few counts
-    per pixel the hard version drifts: each cluster's spectrum is learnt from the pixels it
-    already won, so two close phases pull apart or collapse; the soft one estimates the spectra
-    without that bias (workflow 1 on the random-scene benchmark, per-pixel features, 10th
-    percentile of ARI - ceiling -0.172 hard, -0.144 soft; benchmarks/generalisation_per_pixel.md
-    and generalisation_w1_per_pixel.md).
-
-    Parameters
-    ----------
-    counts : (n, channels) raw counts
-    labels : (n,) int, the starting partition 0..k-1
-    max_iter : int
-    tol : float, stop when the log-likelihood rises by less than this fraction
-
-    Returns
-    -------
-    spectra : (k, channels) normalised cluster spectra (with :data:`PSEUDO_COUNT`)
-    weights : (k,) mixing weights
-    posteriors : (n, k)
-    loglik : float, the mixture's log-likelihood (to compare starts on the same counts)
-    """
-    c = np.asarray(counts, float)
-    lab = np.asarray(labels)
-    k = int(lab.max() + 1)
-    post = np.zeros((len(c), k))
-    post[np.arange(len(c)), lab] = 1.0
-    previous = -np.inf
-    for _ in range(int(max_iter)):
-        spectra = post.T @ c + PSEUDO_COUNT
-        spectra /= spectra.sum(1, keepdims=True)
-        weights = post.sum(0) / post.sum()
-        ll = c @ np.log(spectra).T + np.log(np.maximum(weights, 1e-12))
-        total = logsumexp(ll, axis=1, keepdims=True)
-        post = np.exp(ll - total)
-        current = float(total.sum())
-        if current - previous <= tol * abs(current):
-            break
-        previous = current
-    return spectra, weights, post, current
-
-
-def classify(counts, spectra, weights=None):
-    """Every row of ``counts`` to the spectrum of highest multinomial likelihood (plus the log
-    of ``weights`` when given: maximum a posteriori). Returns labels numbered by size and the
-    posteriors in that numbering."""
-    ll = np.asarray(counts, float) @ np.log(spectra).T
-    if weights is not None:
-        ll = ll + np.log(np.maximum(weights, 1e-12))
-    post = np.exp(ll - logsumexp(ll, axis=1, keepdims=True))
-    labels, order = relabel_by_size(np.argmax(ll, axis=1))
-    return labels, post[:, order + [j for j in range(len(spectra)) if j not in order]]
 
 
 def assign_by_likelihood(counts, labels, refine=True, ambiguous=AMBIGUOUS_POSTERIOR):

@@ -1,8 +1,8 @@
-"""Workflow 1's multinomial mixture of the counts (helpers.multinomial.mixture_em, classify)."""
+"""The multinomial mixture of the counts (helpers.mixture: mixture_em, classify, polish_partition)."""
 import numpy as np
 
 from helpers import cluster as C
-from helpers import multinomial as M
+from helpers import mixture as M
 
 PA = np.array([0.40, 0.30, 0.20, 0.10])
 PB = np.array([0.30, 0.30, 0.25, 0.15])
@@ -45,3 +45,42 @@ def test_classify_with_and_without_the_prior():
     # a prior that heavily favours one spectrum moves ambiguous pixels to it
     mapped, _ = M.classify(counts, spectra, np.array([0.999, 0.001]))
     assert np.mean(mapped == mapped[truth == 0][0]) > np.mean(ml == ml[truth == 0][0])
+
+
+def test_polish_partition_purifies_a_cluster_that_took_its_neighbours():
+    """Workflow 2's clusters refitted as a mixture of the counts: a cluster holding all of one
+    phase and 40 % of the other (a thin lamella with the matrix beside it, as 2x2 binning and
+    pooling cut it) comes out nearly pure; noise stays noise."""
+    counts, truth = _low_count_pixels(dose=200)
+    rng = np.random.default_rng(2)
+    start = np.where((truth == 1) & (rng.random(len(truth)) < 0.4), 0, truth)
+    start[:50] = -1
+    labels, proba, done = M.polish_partition(counts, start)
+    assert done and np.all(labels[:50] == -1) and np.all(proba[:50] == 0)
+    assert C.ari(start[50:], truth[50:]) < 0.5 and C.ari(labels[50:], truth[50:]) > 0.8
+    assert np.all((proba[50:] >= 0.5) & (proba[50:] <= 1))
+
+
+def test_polish_partition_classifies_by_pooled_counts():
+    """At 40 counts per pixel the pixels' own counts barely tell the two spectra apart; counts
+    pooled over four like neighbours (independent draws of the same phase) do, and decide."""
+    counts, truth = _low_count_pixels(dose=40)
+    rng = np.random.default_rng(3)
+    pooled = counts + np.vstack([rng.multinomial(160, PB if t else PA) for t in truth])
+    start = np.where((truth == 1) & (rng.random(len(truth)) < 0.4), 0, truth)
+    own, _, _ = M.polish_partition(counts, start)
+    by_pool, _, done = M.polish_partition(counts, start, pooled=pooled)
+    assert done and C.ari(by_pool, truth) > 0.8 > 0.5 > C.ari(own, truth)
+
+
+def test_polish_partition_keeps_a_partition_the_mixture_would_shrink():
+    """A cluster the mixture of the counts empties (a few pixels of the large phase: the
+    mixture ignores that the merge test had kept them apart) leaves the partition as it was;
+    so does a single cluster."""
+    counts, truth = _low_count_pixels(dose=10)
+    start = truth.copy()
+    start[np.flatnonzero(truth == 0)[:8]] = 2
+    labels, proba, done = M.polish_partition(counts, start)
+    assert not done and proba is None and np.array_equal(labels, start)
+    one = np.zeros(len(truth), int)
+    assert not M.polish_partition(counts, one)[2]

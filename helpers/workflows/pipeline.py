@@ -22,8 +22,9 @@ from ..cluster import (UMAP_EPOCHS, UMAP_NEIGHBOURS, HDBSCANResult, check_int,
                        condensed_subtrees, default_min_cluster_size, gmm_cluster, hdbscan_cluster,
                        plateau_min_cluster_size, plateau_runs, recluster)
 from ..errors import ParameterError
-from ..multinomial import (assign_by_likelihood, boundary_mixtures, classify,
-                           merge_insignificant, mixture_em, split_along_tree)
+from ..mixture import classify, mixture_em, polish_partition
+from ..multinomial import (assign_by_likelihood, boundary_mixtures, merge_insignificant,
+                           split_along_tree)
 from ..preprocess import upsample_labels
 from ..spatial import regularise_labels
 from .features import as_signal, embedding_for, pca_of_features, pooling_grid, spatial_counts
@@ -172,7 +173,7 @@ def workflow1(signal, params=None, *, cache=True, **overrides):
 def _counts_mixture(feats, p, q, k, key, cache):
     """Workflow 1's labels and posteriors with ``refine``: each of ``q.n_init`` Gaussian
     mixtures of the PCA scores (one start each, seeds ``random_state + i``) starts a
-    multinomial mixture of the raw counts (:func:`helpers.multinomial.mixture_em`); the start
+    multinomial mixture of the raw counts (:func:`helpers.mixture.mixture_em`); the start
     whose mixture explains the counts best wins (the exact model of counts, where the Gaussian
     one's likelihood picked a poorer start on one half of hea6 at 64 x 64: ARI 0.61 against
     0.79 from the other starts). Pixels are then classified by their own counts (maximum a
@@ -223,7 +224,8 @@ def workflow2(signal, params=None, *, cache=True, **overrides):
         ``cluster_selection`` (default "split": excess of mass, then each cluster split along
         its subtree where two branches differ by more than one-phase noise,
         :func:`helpers.multinomial.split_along_tree`; "eom" or "leaf": HDBSCAN's own; see
-        :class:`WorkflowParams` for the benchmark numbers), ``random_state``, ``max_components``.
+        :class:`WorkflowParams` for the benchmark numbers), ``refine`` (True: clusters refitted
+        to the counts, :func:`helpers.mixture.polish_partition`), ``random_state``, ...
     cache : bool
     **overrides : any field of :class:`WorkflowParams`
 
@@ -265,18 +267,23 @@ def workflow2(signal, params=None, *, cache=True, **overrides):
         bool(q.allow_single_cluster) == base.allow_single_cluster
     h = base if same else recluster(base, mcs, q.allow_single_cluster, embedding=emb[m],
                                     selection=q.cluster_selection)
-    info = {**feats.params, **key, "min_cluster_size": mcs,
-            "allow_single_cluster": q.allow_single_cluster,
-            "cluster_selection": q.cluster_selection, "mask": _mask_param(q.mask),
-            "merge_splits": q.merge_splits, "split_factor": q.split_factor,
-            "assign_noise": q.assign_noise, "spatial_beta": q.spatial_beta}
+    info = {**feats.params, **key, **_w2_info(q), "min_cluster_size": mcs}
     labels, proba = _counting_statistics(counts, h, q.merge_splits, q.assign_noise,
                                          q.random_state, q.split_factor, feats.pooling,
-                                         pooled, q.cluster_selection)
+                                         pooled, q.cluster_selection, q.refine)
     res = _result(2, feats, p, labels, proba, int(labels.max() + 1), info, embedding=emb,
                   hdbscan=h, counts=counts, pooled=pooled)
     return split_mixed(signal, apply_spatial_prior(signal, feats, res, q.spatial_beta),
                        q.split_clusters)
+
+
+def _w2_info(q):
+    """Workflow 2's own settings in its result's ``params``."""
+    return {"allow_single_cluster": q.allow_single_cluster,
+            "cluster_selection": q.cluster_selection, "mask": _mask_param(q.mask),
+            "merge_splits": q.merge_splits, "split_factor": q.split_factor,
+            "assign_noise": q.assign_noise, "spatial_beta": q.spatial_beta,
+            "refine": bool(q.refine)}
 
 
 #: Plateaus with more HDBSCAN clusters than this are not tested (the merge costs grow as k^2).
@@ -340,7 +347,7 @@ def _with_prior(result, sp):
 
 
 def _counting_statistics(counts, h, merge, assign, random_state, split_factor=None,
-                         pooling=None, pooled=None, selection="eom"):
+                         pooling=None, pooled=None, selection="eom", refine=False):
     """HDBSCAN's clusters judged by the counts: with ``selection`` "split", clusters split
     along the tree where the counts demand (:func:`helpers.multinomial.split_along_tree`);
     splits no bigger than noise makes merged
@@ -372,6 +379,9 @@ def _counting_statistics(counts, h, merge, assign, random_state, split_factor=No
         labels, post = (assign_by_likelihood(counts, labels) if pooled is None else
                         assign_by_likelihood(pooled, labels, refine=False))
         proba = np.where(labels >= 0, post.max(axis=1) if post.size else 0.0, 0.0)
+    if refine:
+        labels, polished, done = polish_partition(counts, labels, pooled)
+        proba = polished if done else proba
     return labels, proba
 
 
@@ -393,7 +403,8 @@ def recluster_workflow2(result, min_cluster_size):
                                          result.params.get("split_factor"),
                                          pooling_grid(result.mask_binned, result.binned_shape,
                                                       result.params), result.pooled,
-                                         result.params.get("cluster_selection", "eom"))
+                                         result.params.get("cluster_selection", "eom"),
+                                         result.params.get("refine", False))
     grid = (result.binned_shape, result.bin_factor, result.original_shape)
     lb, up, prob_up = _on_grids(grid, m, labels, proba)
     params = dict(result.params, min_cluster_size=int(min_cluster_size))
