@@ -224,8 +224,8 @@ def workflow2(signal, params=None, *, cache=True, **overrides):
         ``cluster_selection`` (default "split": excess of mass, then each cluster split along
         its subtree where two branches differ by more than one-phase noise,
         :func:`helpers.multinomial.split_along_tree`; "eom" or "leaf": HDBSCAN's own; see
-        :class:`WorkflowParams` for the benchmark numbers), ``refine`` (True: clusters refitted
-        to the counts, :func:`helpers.mixture.polish_partition`), ``random_state``, ...
+        :class:`WorkflowParams` for the benchmark numbers), ``refine`` (clusters refitted to
+        the counts, :func:`helpers.mixture.polish_partition`), ``random_state``, etc.
     cache : bool
     **overrides : any field of :class:`WorkflowParams`
 
