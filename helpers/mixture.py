@@ -91,8 +91,8 @@ def polish_partition(counts, labels, pooled=None):
     rows = slice(None) if keep.all() else keep      # no copy of the counts when no noise
     c = np.asarray(counts, float)[rows]
     spectra, weights, _, _ = mixture_em(c, lab[rows])
-    new, post = (classify(c, spectra, weights) if pooled is None
-                 else classify(np.asarray(pooled, float)[rows], spectra))
+    new, post = classify_pixels(c, spectra, weights,
+                                None if pooled is None else np.asarray(pooled, float)[rows])
     if int(new.max()) + 1 < k:
         return lab, None, False
     out = np.full(lab.shape, -1, dtype=lab.dtype)
@@ -100,6 +100,14 @@ def polish_partition(counts, labels, pooled=None):
     proba = np.zeros(lab.shape)
     proba[keep] = post.max(axis=1)
     return out, proba, True
+
+
+def classify_pixels(counts, spectra, weights, pooled=None):
+    """Pixels to a mixture's spectra as both workflows label them: by their own counts with the
+    mixture's ``weights`` (maximum a posteriori) or, given ``pooled`` counts, by those alone:
+    they hold several pixels' evidence at one pixel's total, so the prior sized for one pixel
+    would outweigh it. Returns :func:`classify`'s labels and posteriors."""
+    return classify(counts, spectra, weights) if pooled is None else classify(pooled, spectra)
 
 
 def classify(counts, spectra, weights=None):

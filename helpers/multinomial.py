@@ -41,7 +41,6 @@ from __future__ import annotations
 import hashlib
 
 import numpy as np
-from scipy.special import logsumexp
 
 from .cluster import poisson_mixture_refine, relabel_by_size
 from .mixture import PSEUDO_COUNT, classify

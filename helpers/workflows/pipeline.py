@@ -22,7 +22,7 @@ from ..cluster import (UMAP_EPOCHS, UMAP_NEIGHBOURS, HDBSCANResult, check_int,
                        condensed_subtrees, default_min_cluster_size, gmm_cluster, hdbscan_cluster,
                        plateau_min_cluster_size, plateau_runs, recluster)
 from ..errors import ParameterError
-from ..mixture import classify, mixture_em, polish_partition
+from ..mixture import classify_pixels, mixture_em, polish_partition
 from ..multinomial import (assign_by_likelihood, boundary_mixtures, merge_insignificant,
                            split_along_tree)
 from ..preprocess import upsample_labels
@@ -194,8 +194,8 @@ def _counts_mixture(feats, p, q, k, key, cache):
         if best is None or fit[3] > best[3]:
             best = fit
     spectra, weights = best[0], best[1]
-    return (classify(counts, spectra, weights) if feats.pooled is None
-            else classify(feats.pooled[m], spectra))
+    return classify_pixels(counts, spectra, weights,
+                           None if feats.pooled is None else feats.pooled[m])
 
 
 def workflow2(signal, params=None, *, cache=True, **overrides):
