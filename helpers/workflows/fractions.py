@@ -10,6 +10,9 @@ from __future__ import annotations
 import numpy as np
 from scipy import stats
 
+from ..quant.linefit import fit_line_intensities
+from ..quant.spectra import cluster_spectra
+
 
 def fraction_cov(intensities, cov):
     """Line-intensity fractions ``I / sum(I)`` and their covariance (delta method)."""
@@ -20,7 +23,7 @@ def fraction_cov(intensities, cov):
 
 def wald_fractions(fit_a, fit_b, along=None):
     """Wald chi-square of two line fits' intensity fractions, not counting a difference along
-    ``along`` (fractions, :func:`helpers.workflows.split.absorption_direction`; or several
+    ``along`` (fractions, :func:`absorption_direction`; or several
     directions, one per row).
 
     Returns (chi2, dof, p, largest absolute difference of a fraction beyond ``along``)."""
@@ -40,3 +43,54 @@ def wald_fractions(fit_a, fit_b, along=None):
             dof -= np.linalg.matrix_rank(q)
     dof = max(dof, 1)
     return chi2, dof, float(stats.chi2.sf(chi2, dof)), float(np.abs(d).max())
+
+
+def absorption_direction(signal, labels, clusters, lines):
+    """Per cluster, the direction in which absorption moves its line-intensity fractions when
+    the foil gets thicker; ``{}`` when ``lines`` are bare names (no k-factors to estimate the
+    composition with).
+
+    In a thin foil line i is attenuated by about ``1 - mu_i rho t / 2`` (``mu_i`` the mass
+    absorption coefficient of the line's energy in the specimen: exspy's
+    ``mass_absorption_mixture`` at the composition Cliff-Lorimer gives), so its fraction moves
+    along ``-f_i (mu_i - sum_j f_j mu_j)``: only the direction matters, not the thickness,
+    density or take-off angle. A wedge-shaped foil of one phase has different apparent
+    compositions at its thin and thick ends; the split test does not count that direction.
+    """
+    if not lines or not all(hasattr(k, "k") for k in lines):
+        return {}
+    return _absorption_directions(cluster_spectra(signal, labels, clusters=clusters), clusters,
+                                  lines)
+
+
+def _absorption_directions(spectra, clusters, lines):
+    """:func:`absorption_direction` from the clusters' summed spectra (a stack, in
+    ``clusters`` order)."""
+    if not lines or not all(hasattr(k, "k") for k in lines):
+        return {}
+    from exspy.material import elements as database, mass_absorption_mixture
+    els = [k.element for k in lines]
+    try:
+        energy = [database[e]["Atomic_properties"]["Xray_lines"][k.xray_line.split("_", 1)[1]]
+                  ["energy (keV)"] for e, k in zip(els, lines)]
+    except (KeyError, AttributeError):      # a line exspy's database lacks: no allowance
+        return {}
+    kf = np.array([k.k for k in lines], float)
+    fits = fit_line_intensities(spectra, [k.xray_line for k in lines])
+    out = {}
+    for c, fit in zip(clusters, fits):
+        if fit is None:
+            continue
+        i = np.maximum(fit.intensities, 0)
+        if not i.sum() > 0:
+            continue
+        wt = 100 * kf * i / (kf * i).sum()      # Cliff-Lorimer weight fractions (k = wt/I ratio)
+        try:
+            mu = np.asarray(mass_absorption_mixture(weight_percent=list(wt), elements=els,
+                                                    energies=energy), float)
+        except (KeyError, ValueError):       # an element without absorption data
+            continue
+        f = i / i.sum()
+        if np.all(np.isfinite(mu)):
+            out[c] = -f * (mu - f @ mu)
+    return out

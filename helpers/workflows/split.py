@@ -34,13 +34,19 @@ edge, :func:`interior`):
    intensity fractions compared by a Wald chi-square, leaving out the absorption direction (a
    wedge of one phase is not two phases); the split stands at p < :data:`ALPHA` divided by the
    number of clusters tested (Bonferroni) and a difference of at least :data:`MIN_DIFFERENCE`.
-6. Accepted splits become new clusters; the spatial prior (or, without it, the per-pixel data
+6. Once the windows split no cluster, each is also summed along every direction
+   (:mod:`helpers.workflows.stripes`): straight lamellae of another composition, too thin a
+   share of any window, add up over their whole length in one bin of a profile across them.
+   The flagged bins are confirmed on the other colour as in 5; stripes whose counts do not
+   differ from another cluster's interior are that cluster's phase and are relabelled instead
+   of becoming a cluster (Bonferroni counts these tests too).
+7. Accepted splits become new clusters; the spatial prior (or, without it, the per-pixel data
    term) relabels every pixel with the new clusters' spectra, and the new clusters are tested
    in turn (at most :data:`ROUNDS` rounds).
-7. With the spatial prior's counts, each round also tests the pixels that no cluster explains
+8. With the spatial prior's counts, each round also tests the pixels that no cluster explains
    (the prior's noise label: a phase smaller than HDBSCAN's min_cluster_size ends up there) as
    one more cluster, with the same sample splitting (:mod:`helpers.workflows.unexplained`).
-8. In a round where nothing was split, each boundary between two clusters is tested for a
+9. In a round where nothing was split, each boundary between two clusters is tested for a
    thin layer of a third phase: the pixels along it must be a mixture of its two sides
    (:mod:`helpers.workflows.interfaces`; ``interfaces=False`` leaves them out).
 
@@ -59,9 +65,11 @@ from ..quant.linefit import _cached_design, fit_line_intensities
 from ..quant.spectra import cluster_spectra
 from ..spatial import encode, regularise_labels
 from .features import as_signal
-from .fractions import wald_fractions
+from .fractions import _absorption_directions, absorption_direction, wald_fractions  # noqa: F401
 from .interfaces import interface_bands, find_layer
 from .probabilities import prior_probabilities
+from .splitlog import format_split_log  # noqa: F401  (its home until it moved)
+from .stripes import stripe_candidate
 from .unexplained import unexplained_candidate
 
 #: Pixels from a cluster's edge that the search and test ignore (edge pixels mix phases).
@@ -204,7 +212,8 @@ def window_scores(g, inner, direction, rad):
 
 def split_mixed_clusters(signal, labels, relabel, lines, radii=RADII, min_ratio=MIN_RATIO,
                          alpha=ALPHA, rounds=ROUNDS, n_perm=N_PERMUTATIONS, random_state=0,
-                         min_difference=MIN_DIFFERENCE, prepared=None, interfaces=True):
+                         min_difference=MIN_DIFFERENCE, prepared=None, interfaces=True,
+                         stripes=True):
     """Split every cluster whose interior holds two compositions (see the module's text).
 
     Parameters
@@ -226,6 +235,9 @@ def split_mixed_clusters(signal, labels, relabel, lines, radii=RADII, min_ratio=
         Test every boundary between two clusters for a layer of a third phase
         (:mod:`helpers.workflows.interfaces`; log entries with ``cluster`` -2 and the pair
         in ``compared``).
+    stripes : bool
+        Test the clusters for straight stripes of another composition (:mod:`.stripes`; log
+        entries: ``cluster`` -3, the cluster in ``compared``, ``angle``, ``joins``).
 
     Returns
     -------
@@ -254,19 +266,13 @@ def split_mixed_clusters(signal, labels, relabel, lines, radii=RADII, min_ratio=
             clusters = [int(c) for c in np.unique(labels[labels >= 0])]
             spectra = cluster_spectra(signal, labels, clusters=clusters)
         along = _absorption_directions(spectra, clusters, lines)
-        new, nxt, grew = labels.copy(), max(clusters) + 1, False
+        new, nxt, grew, freed = labels.copy(), max(clusters) + 1, False, False
         ctx["bands"] = interface_bands(labels) if interfaces else []
         # Bonferroni over the tests
-        a = alpha / (len(clusters) + (prepared is not None) + len(ctx["bands"]))
+        a = alpha / (len(clusters) * (1 + bool(stripes)) + (prepared is not None)
+                     + len(ctx["bands"]))
         for c in clusters:
-            entry, seed = _test_cluster(labels == c, along.get(c), a, ctx)
-            if entry is None:
-                continue
-            log.append(dict(round=rnd, cluster=c, **entry))
-            if seed is not None:
-                new[seed == 1] = nxt
-                new[seed == -1] = -1
-                nxt += 1
+            nxt = _split_one(c, labels, new, nxt, along.get(c), a, ctx, [rnd, log])
         if prepared is not None:
             entry, seed = _test_unexplained(labels, along, a, ctx)
             if entry is not None:
@@ -274,12 +280,45 @@ def split_mixed_clusters(signal, labels, relabel, lines, radii=RADII, min_ratio=
             if seed is not None:
                 new[seed] = nxt
                 nxt += 1
-        if nxt == max(clusters) + 1:    # the boundaries, once the clusters are settled
+        if stripes and nxt == max(clusters) + 1:    # stripes, once no window splits a cluster
+            for c in clusters:
+                nxt, freed = _stripes_one(c, labels, new, nxt, along.get(c), a, ctx, [rnd, log],
+                                          freed)
+        if nxt == max(clusters) + 1 and not freed:  # the boundaries, once clusters are settled
             nxt, grew = find_layer(labels, new, nxt, along, a, ctx, log, rnd)
-        if nxt == max(clusters) + 1 and not grew:
+        if nxt == max(clusters) + 1 and not (grew or freed):
             break
         labels = np.asarray(relabel(new))
     return labels, log
+
+
+def _split_one(c, labels, new, nxt, along, alpha, ctx, at):
+    """Cluster ``c``'s window test applied to ``new`` (a split's new cluster gets label
+    ``nxt``), its entry in the log ``at[1]`` for round ``at[0]``; returns the next free label."""
+    entry, seed = _test_cluster(labels == c, along, alpha, ctx)
+    if entry is not None:
+        at[1].append(dict(round=at[0], cluster=c, **entry))
+    if seed is None:
+        return nxt
+    new[seed == 1] = nxt
+    new[seed == -1] = -1
+    return nxt + 1
+
+
+def _stripes_one(c, labels, new, nxt, along, alpha, ctx, at, freed):
+    """Cluster ``c``'s stripes test applied to ``new``: stripes of a new phase get label
+    ``nxt``, another cluster's phase is freed for relabelling. Returns the next free label and
+    whether pixels were freed."""
+    entry, seed = _test_stripes(c, labels, along, alpha, ctx)
+    if entry is not None:
+        at[1].append(dict(round=at[0], cluster=-3, **entry))
+    if seed is None:
+        return nxt, freed
+    if entry["joins"] is not None:
+        new[seed == 1] = -1             # another cluster's phase: relabelled freely
+        return nxt, True
+    new[seed == 1] = nxt
+    return nxt + 1, freed
 
 
 def _test_cluster(m, along, alpha, ctx):
@@ -305,6 +344,52 @@ def _test_cluster(m, along, alpha, ctx):
         return entry, None
     seed = _extend(_cores(part, score), inner & search, m)
     return entry, np.where(m, seed, 0)
+
+
+def _test_stripes(c, labels, along, alpha, ctx):
+    """The stripes test of cluster ``c`` (:mod:`.stripes`): (log entry or None when there is
+    nothing to test, the seed -- 1 on the stripes, 0 elsewhere in the cluster -- or None). When
+    the stripes' test-colour counts do not differ from another cluster's interior,
+    ``entry["joins"]`` names it and the stripes are to be relabelled, not made a new cluster:
+    stripes of the matrix inside a cluster that mixes a lamella phase with the matrix would
+    otherwise duplicate the matrix cluster (held-out random scene 40: 4 -> 10 clusters)."""
+    m = labels == c
+    inner = interior(m)
+    if inner.sum() < MIN_PIXELS or (along is not None and len(ctx["lines"]) < 3):
+        return None, None           # too small, or two lines: nothing beyond absorption
+    search = ctx["search"]
+    g = _residuals(inner & search, along, ctx)
+    found = None if g is None else stripe_candidate(g, inner & search)
+    if found is None or found[0] is None:    # nothing above noise: no test, no log entry
+        return None, None
+    cand, angle = found
+    entry = dict(pixels=int(inner.sum()), compared=int(c), angle=angle, ratio=None, window=0,
+                 p=None, split=False, joins=None)
+    part = np.where(inner & ~search, cand.astype(int), -1)
+    if not _confirm(part, along, alpha, ctx, entry):
+        return entry, None
+    entry["joins"] = _same_phase(part == 1, c, labels, along, alpha, ctx)
+    return entry, np.where(m & cand, 1, 0)
+
+
+def _same_phase(pixels, c, labels, along, alpha, ctx):
+    """The cluster other than ``c`` from whose interior (test colour) ``pixels`` do not differ
+    by the confirmation test (the largest p of those), or None."""
+    best, best_p = None, -1.0
+    for k in np.unique(labels[(labels >= 0) & (labels != c)]):
+        other = interior(labels == k) & ~ctx["search"]
+        e = {}
+        if _confirm(np.where(pixels, 1, np.where(other, 0, -1)), along, alpha, ctx, e) is False \
+                and e.get("p") is not None and e["p"] > best_p:
+            best, best_p = int(k), e["p"]
+    return best
+
+
+def _residuals(pixels, along, ctx):
+    """:func:`whitened_residuals` of ``pixels`` with the split test's line model."""
+    sel = [ctx["design"].names.index(xl) for xl in ctx["lines"]]
+    return whitened_residuals(ctx["signal"].data, pixels, ctx["design"].X, sel, ctx["window"],
+                              along)
 
 
 def interior(m, edge=EDGE_PX, max_hole=MAX_HOLE):
@@ -360,57 +445,6 @@ def _test_unexplained(labels, along, alpha, ctx):
     if ok is None:
         return dict(entry, note=f"unexplained pixels: too few to test against cluster {ref}"), None
     return entry, (cand | test) if ok else None
-
-
-def absorption_direction(signal, labels, clusters, lines):
-    """Per cluster, the direction in which absorption moves its line-intensity fractions when
-    the foil gets thicker; ``{}`` when ``lines`` are bare names (no k-factors to estimate the
-    composition with).
-
-    In a thin foil line i is attenuated by about ``1 - mu_i rho t / 2`` (``mu_i`` the mass
-    absorption coefficient of the line's energy in the specimen: exspy's
-    ``mass_absorption_mixture`` at the composition Cliff-Lorimer gives), so its fraction moves
-    along ``-f_i (mu_i - sum_j f_j mu_j)``: only the direction matters, not the thickness,
-    density or take-off angle. A wedge-shaped foil of one phase has different apparent
-    compositions at its thin and thick ends; the split test does not count that direction.
-    """
-    if not lines or not all(hasattr(k, "k") for k in lines):
-        return {}
-    return _absorption_directions(cluster_spectra(signal, labels, clusters=clusters), clusters,
-                                  lines)
-
-
-def _absorption_directions(spectra, clusters, lines):
-    """:func:`absorption_direction` from the clusters' summed spectra (a stack, in
-    ``clusters`` order)."""
-    if not lines or not all(hasattr(k, "k") for k in lines):
-        return {}
-    from exspy.material import elements as database, mass_absorption_mixture
-    els = [k.element for k in lines]
-    try:
-        energy = [database[e]["Atomic_properties"]["Xray_lines"][k.xray_line.split("_", 1)[1]]
-                  ["energy (keV)"] for e, k in zip(els, lines)]
-    except (KeyError, AttributeError):      # a line exspy's database lacks: no allowance
-        return {}
-    kf = np.array([k.k for k in lines], float)
-    fits = fit_line_intensities(spectra, [k.xray_line for k in lines])
-    out = {}
-    for c, fit in zip(clusters, fits):
-        if fit is None:
-            continue
-        i = np.maximum(fit.intensities, 0)
-        if not i.sum() > 0:
-            continue
-        wt = 100 * kf * i / (kf * i).sum()      # Cliff-Lorimer weight fractions (k = wt/I ratio)
-        try:
-            mu = np.asarray(mass_absorption_mixture(weight_percent=list(wt), elements=els,
-                                                    energies=energy), float)
-        except (KeyError, ValueError):       # an element without absorption data
-            continue
-        f = i / i.sum()
-        if np.all(np.isfinite(mu)):
-            out[c] = -f * (mu - f @ mu)
-    return out
 
 
 def _propose(counts, pixels, design, lines, window, radii, n_perm, random_state, min_ratio,
@@ -544,34 +578,3 @@ def _no_split(sig, result, enabled):
     if len(sig.metadata.get_item("Sample.elements", [])) < 2:
         return "not run: the map's metadata lists fewer than two elements"
     return ""
-
-
-def format_split_log(splits):
-    """The split test's log (``WorkflowResult.params["splits"]``) as a text table, or its
-    reason for not running."""
-    if isinstance(splits, str) or splits is None:
-        return f"split test: {splits}"
-    if not splits:
-        return "split test: no cluster large enough to test"
-    rows = ["round  cluster  interior px  spatial/null  window  p (other half)  max diff  split"]
-    for e in splits:
-        name = {-1: "unexpl.", -2: "border"}.get(e["cluster"], e["cluster"])
-        if e.get("note"):
-            rows.append(f"{e['round']:>5}  {name:>7}  {e['pixels']:>11}  {e['note']}")
-            continue
-        p = "-" if e.get("p") is None else f"{e['p']:.1e}"
-        d = "-" if "max_diff" not in e else f"{100 * e['max_diff']:.1f} %"
-        if e["cluster"] < 0:     # unexplained pixels (vs the cluster nearest them), boundaries
-            rows.append(f"{e['round']:>5}  {name:>7}  {e['pixels']:>11}  "
-                        f"{_versus(e['compared']):>12}  {'-':>7}  {p:>14}  {d:>8}  "
-                        f"{'new' if e['split'] else 'no'}")
-            continue
-        rows.append(f"{e['round']:>5}  {e['cluster']:>7}  {e['pixels']:>11}  {e['ratio']:>12.2f}"
-                    f"  {e['window']:>4} px  {p:>14}  {d:>8}  "
-                    f"{'yes' if e['split'] else 'no'}")
-    return "\n".join(rows)
-
-
-def _versus(compared):
-    """'vs 3' (unexplained pixels against cluster 3) or '1|2' (the boundary of 1 and 2)."""
-    return "|".join(map(str, compared)) if isinstance(compared, (tuple, list)) else f"vs {compared}"
