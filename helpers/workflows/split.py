@@ -272,7 +272,7 @@ def split_mixed_clusters(signal, labels, relabel, lines, radii=RADII, min_ratio=
         a = alpha / (len(clusters) * (1 + bool(stripes)) + (prepared is not None)
                      + len(ctx["bands"]))
         for c in clusters:
-            nxt = _split_one(c, labels, new, nxt, along.get(c), a, ctx, [rnd, log])
+            nxt = _split_one(c, labels, new, nxt, along.get(c), a, ctx, log, rnd)
         if prepared is not None:
             entry, seed = _test_unexplained(labels, along, a, ctx)
             if entry is not None:
@@ -282,8 +282,8 @@ def split_mixed_clusters(signal, labels, relabel, lines, radii=RADII, min_ratio=
                 nxt += 1
         if stripes and nxt == max(clusters) + 1:    # stripes, once no window splits a cluster
             for c in clusters:
-                nxt, freed = _stripes_one(c, labels, new, nxt, along.get(c), a, ctx, [rnd, log],
-                                          freed)
+                nxt, joined = _stripes_one(c, labels, new, nxt, along.get(c), a, ctx, log, rnd)
+                freed = freed or joined
         if nxt == max(clusters) + 1 and not freed:  # the boundaries, once clusters are settled
             nxt, grew = find_layer(labels, new, nxt, along, a, ctx, log, rnd)
         if nxt == max(clusters) + 1 and not (grew or freed):
@@ -292,12 +292,12 @@ def split_mixed_clusters(signal, labels, relabel, lines, radii=RADII, min_ratio=
     return labels, log
 
 
-def _split_one(c, labels, new, nxt, along, alpha, ctx, at):
+def _split_one(c, labels, new, nxt, along, alpha, ctx, log, rnd):
     """Cluster ``c``'s window test applied to ``new`` (a split's new cluster gets label
-    ``nxt``), its entry in the log ``at[1]`` for round ``at[0]``; returns the next free label."""
+    ``nxt``), its entry in ``log`` for round ``rnd``; returns the next free label."""
     entry, seed = _test_cluster(labels == c, along, alpha, ctx)
     if entry is not None:
-        at[1].append(dict(round=at[0], cluster=c, **entry))
+        log.append(dict(round=rnd, cluster=c, **entry))
     if seed is None:
         return nxt
     new[seed == 1] = nxt
@@ -305,21 +305,21 @@ def _split_one(c, labels, new, nxt, along, alpha, ctx, at):
     return nxt + 1
 
 
-def _stripes_one(c, labels, new, nxt, along, alpha, ctx, at, freed):
+def _stripes_one(c, labels, new, nxt, along, alpha, ctx, log, rnd):
     """Cluster ``c``'s stripes test applied to ``new``: stripes of a new phase get label
     ``nxt``, another cluster's phase is freed for relabelling. Returns the next free label and
     whether pixels were freed."""
     entry, seed = _test_stripes(c, labels, along, alpha, ctx)
     if entry is not None:
-        at[1].append(dict(round=at[0], cluster=-3, **entry))
+        log.append(dict(round=rnd, cluster=-3, **entry))
     if seed is None:
-        return nxt, freed
+        return nxt, False
     if entry["joins"] is not None:
         new[seed == 1] = -1             # another cluster's phase: relabelled freely
         return nxt, True
     new[seed == 1] = nxt
     new[seed == -1] = -1
-    return nxt + 1, freed
+    return nxt + 1, False
 
 
 def _test_cluster(m, along, alpha, ctx):
@@ -328,7 +328,7 @@ def _test_cluster(m, along, alpha, ctx):
     inner = interior(m)
     if inner.sum() < MIN_PIXELS:
         return None, None
-    if along is not None and len(ctx["lines"]) < 3:
+    if _two_lines_only(along, ctx):
         return dict(pixels=int(inner.sum()), ratio=0.0, window=0, p=None, split=False,
                     note="two lines: their ratio could differ by absorption alone"), None
     search = ctx["search"]
@@ -350,15 +350,14 @@ def _test_cluster(m, along, alpha, ctx):
 def _test_stripes(c, labels, along, alpha, ctx):
     """The stripes test of cluster ``c`` (:mod:`.stripes`): (log entry or None when there is
     nothing to test, the seed -- 1 on the stripes, -1 on a new phase's fainter bins, 0
-    elsewhere in the cluster -- or None). When
-    the stripes' test-colour counts do not differ from another cluster's interior,
-    ``entry["joins"]`` names it and the stripes are to be relabelled, not made a new cluster:
+    elsewhere in the cluster -- or None). When the stripes' test-colour counts do not differ
+    from another cluster's interior, ``entry["joins"]`` names it and the stripes are to be relabelled, not made a new cluster:
     stripes of the matrix inside a cluster that mixes a lamella phase with the matrix would
     otherwise duplicate the matrix cluster (held-out random scene 40: 4 -> 10 clusters)."""
     m = labels == c
     inner = interior(m)
-    if inner.sum() < MIN_PIXELS or (along is not None and len(ctx["lines"]) < 3):
-        return None, None           # too small, or two lines: nothing beyond absorption
+    if inner.sum() < MIN_PIXELS or _two_lines_only(along, ctx):
+        return None, None
     search = ctx["search"]
     g = _residuals(inner & search, along, ctx)
     found = None if g is None else stripe_candidate(g, inner & search)
@@ -392,6 +391,12 @@ def _same_phase(pixels, c, labels, along, alpha, ctx):
                 and e.get("p") is not None and e["p"] > best_p:
             best, best_p = int(k), e["p"]
     return best
+
+
+def _two_lines_only(along, ctx):
+    """True when absorption is allowed for and only two lines are compared: their one ratio
+    could differ by absorption alone, so nothing is left to test."""
+    return along is not None and len(ctx["lines"]) < 3
 
 
 def _residuals(pixels, along, ctx):
