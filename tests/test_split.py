@@ -152,16 +152,21 @@ def test_workflow2_gives_a_phase_below_min_cluster_size_its_own_cluster():
     """Benchmark scene 17 (regression case): HDBSCAN merges phase P1 (5 % of a particle map,
     100 counts per pixel) into P3 and the prior leaves 82 % of it unassigned; the test of the
     unexplained pixels makes it a cluster (all four phases found, ARI 0.959 -> 0.972, pixels
-    unassigned 6 % -> 1.7 %)."""
+    unassigned 6 % -> 1.7 %). Whether HDBSCAN merges P1 depends on the UMAP embedding, which
+    differs between machines (a fresh environment of 2026-12-07 found P1 before the split
+    test): what must hold is the outcome, and, where HDBSCAN did merge it, that the
+    unexplained pixels' test is what found it. The step itself is tested without UMAP in
+    :func:`test_pixels_no_cluster_explains_become_their_own_cluster`."""
     from helpers.workflows import workflow2
     signal, truth = random_scene(17, 128)
     keep = truth.labels >= 0
     r = workflow2(signal)
     before, after = r.labels_unsplit, r.labels
-    assert sum(_found(before, truth)) == 3 and all(_found(after, truth))
-    assert np.mean(before[truth.labels == 1] < 0) > 0.5
-    assert any(e["cluster"] == -1 and e["split"] for e in r.params["splits"])
-    assert np.mean(after[keep] < 0) < np.mean(before[keep] < 0) / 2     # 6 % -> 1.7 %
+    assert all(_found(after, truth))
+    assert np.mean(after[keep] < 0) < 0.03                                # 1.7 %
+    if np.mean(before[truth.labels == 1] < 0) > 0.5:                      # merged: 82 % noise
+        assert any(e["cluster"] == -1 and e["split"] for e in r.params["splits"])
+        assert np.mean(after[keep] < 0) < np.mean(before[keep] < 0) / 2   # 6 % -> 1.7 %
 
 
 @pytest.mark.slow   # UMAP
