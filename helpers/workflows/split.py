@@ -23,8 +23,9 @@ edge, :func:`interior`):
    moves the fractions of that composition when the foil thickens (exspy's mass absorption
    coefficients, :func:`absorption_direction`) is projected out. Whitened by their counting noise.
 3. Spatial covariance of the residuals summed over :data:`BLOCK` x :data:`BLOCK` blocks:
-   ``sum_x g_x (sum_{y near x, y != x} g_y)^T`` over pairs within :data:`RADII` blocks. Counting noise is independent between pixels, so it adds nothing on
-   average: what remains is composition that varies coherently in space. Its largest
+   ``sum_x g_x (sum_{y near x, y != x} g_y)^T`` over pairs within :data:`RADII` blocks.
+   Counting noise is independent between pixels, so it adds nothing on average: what
+   remains is composition that varies coherently in space. Its largest
    eigenvalue is compared with the same statistic of pixel-permuted copies (the same numbers
    without their spatial order); a cluster is a candidate when it exceeds their maximum
    :data:`MIN_RATIO` times.
@@ -351,9 +352,10 @@ def _test_stripes(c, labels, along, alpha, ctx):
     """The stripes test of cluster ``c`` (:mod:`.stripes`): (log entry or None when there is
     nothing to test, the seed -- 1 on the stripes, -1 on a new phase's fainter bins, 0
     elsewhere in the cluster -- or None). When the stripes' test-colour counts do not differ
-    from another cluster's interior, ``entry["joins"]`` names it and the stripes are to be relabelled, not made a new cluster:
-    stripes of the matrix inside a cluster that mixes a lamella phase with the matrix would
-    otherwise duplicate the matrix cluster (held-out random scene 40: 4 -> 10 clusters)."""
+    from another cluster's interior, ``entry["joins"]`` names it and the stripes are to be
+    relabelled, not made a new cluster: stripes of the matrix inside a cluster that mixes a
+    lamella phase with the matrix would otherwise duplicate the matrix cluster (held-out
+    random scene 40: 4 -> 10 clusters)."""
     m = labels == c
     inner = interior(m)
     if inner.sum() < MIN_PIXELS or _two_lines_only(along, ctx):
