@@ -97,12 +97,16 @@ def test_workflow2_looks_past_the_widest_plateau_when_it_hides_a_phase():
     """Benchmark scene 10 (3-phase alloy, a 1-px boundary layer, 14 counts per pixel): the
     widest plateau keeps one cluster; a coarser plateau splits the two large phases and the
     counting statistics keep both (per-pixel features; pooled ones find both at once). The
-    split test is off: it would add the layer as a third cluster (its boundary test)."""
+    split test is off: it would add the layer as a third cluster (its boundary test). The
+    plateau table depends on the UMAP embedding, which differs between machines (in a fresh
+    environment of 2026-12-07 the widest plateau itself holds the two clusters): where the
+    widest plateau keeps one cluster, the workflow must have looked past it."""
     s, truth = random_scene(10, size=128)
     r = W.workflow2(s, smoothing=0, split_clusters=False)
     n = int(r.mask_binned.sum())
-    widest, _ = C.plateau_min_cluster_size(r.hdbscan, n)
-    assert r.params["min_cluster_size"] > widest
+    widest, table = C.plateau_min_cluster_size(r.hdbscan, n)
+    if dict((m, k) for m, k, _ in table)[widest] < 2:
+        assert r.params["min_cluster_size"] > widest
     assert r.n_clusters == 2
     keep = truth.labels >= 0
     assert C.ari(r.labels[keep], truth.labels[keep]) > 0.45    # per-pixel ceiling 0.54
