@@ -137,8 +137,8 @@ def whitened_residuals(counts, inner, design, lines, window, along=None):
     (rows, cols, d) float32, zero outside ``inner``; d = n_lines - 1 (the fractions' rank);
     None when the pixels hold too few counts (:data:`MIN_COUNTS_PER_LINE`) to be tested.
     """
-    y = counts[inner][:, window].astype(np.float64)
-    ybar = y.sum(0)
+    y = counts[..., window][inner]          # only the window's channels are copied
+    ybar = y.sum(0, dtype=np.float64)
     n_lines = len(lines)
     if ybar.sum() < MIN_COUNTS_PER_LINE * n_lines:
         return None
@@ -165,7 +165,7 @@ def whitened_residuals(counts, inner, design, lines, window, along=None):
             white = white @ (np.eye(len(u)) - np.outer(u, u))
     t = (proj.T @ resid.T @ white).astype(np.float32)
     g = np.zeros(inner.shape + (t.shape[1],), np.float32)
-    g[inner] = y.astype(np.float32) @ t
+    g[inner] = y.astype(np.float32, copy=False) @ t
     return g
 
 
