@@ -129,12 +129,14 @@ def split_half_ari(signal, rerun, labels, seed=0):
 
 def quantify(signal, labels, workflow=1):
     """Cliff-Lorimer composition of every cluster: list of dicts with ``cluster``,
-    ``elements``, ``at_percent`` and ``err_total`` (1 sigma, at%)."""
+    ``elements``, ``at_percent``, ``err_total`` and ``err_counting`` (1 sigma, at%; counting:
+    the spectrum's Poisson statistics alone, without the k-factors' uncertainty)."""
     from helpers.quant import quantify_clusters
     q = quantify_clusters(signal, labels, workflow=workflow)
     return [dict(cluster=int(c), elements=list(q.compositions[c].elements),
                  at_percent=[float(x) for x in q.compositions[c].at_percent],
-                 err_total=[float(x) for x in q.compositions[c].err_total])
+                 err_total=[float(x) for x in q.compositions[c].err_total],
+                 err_counting=[float(x) for x in q.compositions[c].err_counting])
             for c in q.clusters]
 
 
@@ -326,10 +328,12 @@ def composition_errors(quant, labels, truth):
         e = np.array([x - true.get(el, 0.0) for el, x in zip(q["elements"], q["at_percent"])])
         s = np.asarray(q["err_total"])
         cov = np.abs(e) <= 2 * s
+        cov_counting = np.abs(e) <= 2 * np.asarray(q.get("err_counting", s))
         per.append(dict(cluster=q["cluster"], phase=p, purity=purity,
                         max_abs_error=float(np.max(np.abs(e))),
                         worst_element=q["elements"][int(np.argmax(np.abs(e)))],
-                        coverage_2sigma=float(cov.mean())))
+                        coverage_2sigma=float(cov.mean()),
+                        covered_counting=[bool(x) for x in cov_counting]))
         errs += list(np.abs(e))
         covered += list(cov)
     return dict(n_matched=len(per), n_unmatched=unmatched, n_unquantified=unquantified,
@@ -815,6 +819,10 @@ def summarise(recs):
         split = [_coverage_by_purity(r[w].get("composition", {})) for r in ok]
         cov_pure = [c for hi, _ in split for c in hi]
         cov_mixed = [c for _, lo in split for c in lo]
+        cov_pure_counting = [c for r in ok
+                             for cl in r[w].get("composition", {}).get("clusters", [])
+                             if cl["purity"] >= PURE_CLUSTER
+                             for c in cl.get("covered_counting", [])]
         runs = [r for r in ok if r[w].get("error") is None]
         inf = np.array([r[w]["ari_minus_ceiling"] for r in runs if r.get("ceiling") is not None
                         and r["ceiling"] >= INFORMATIVE and r[w].get("ari_minus_ceiling")
@@ -848,6 +856,8 @@ def summarise(recs):
             n_comp_values=len(errs),
             coverage_2sigma_pure=float(np.mean(cov_pure)) if cov_pure else None,
             n_comp_values_pure=len(cov_pure),
+            coverage_2sigma_pure_counting=(float(np.mean(cov_pure_counting))
+                                           if cov_pure_counting else None),
             coverage_2sigma_mixed=float(np.mean(cov_mixed)) if cov_mixed else None,
             n_comp_values_mixed=len(cov_mixed),
             n_unquantified=int(sum(r[w].get("composition", {}).get("n_unquantified", 0)
@@ -1041,6 +1051,8 @@ def write_report(recs, args, md_path, png_path, elapsed, argv=None):
     row("2σ coverage", "coverage_2sigma", lambda v: _fmt(v, 2))
     row(f"... clusters ≥ {PURE_CLUSTER:.0%} pure", "coverage_2sigma_pure", lambda v: _fmt(v, 2))
     row("(their values)", "n_comp_values_pure", lambda v: "–" if v is None else str(v))
+    row("... the same, counting σ only (no k-factor uncertainty)", "coverage_2sigma_pure_counting",
+        lambda v: _fmt(v, 2))
     row(f"... clusters {MATCH_PURITY:.0%}-{PURE_CLUSTER:.0%} pure (compared with their majority "
         "phase)", "coverage_2sigma_mixed", lambda v: _fmt(v, 2))
     row("(their values)", "n_comp_values_mixed", lambda v: "–" if v is None else str(v))
