@@ -22,8 +22,9 @@ edge, :func:`interior`):
    one phase at any thickness, except through absorption, so the direction in which absorption
    moves the fractions of that composition when the foil thickens (exspy's mass absorption
    coefficients, :func:`absorption_direction`) is projected out. Whitened by their counting noise.
-3. Spatial covariance of the residuals summed over :data:`BLOCK` x :data:`BLOCK` blocks:
-   ``sum_x g_x (sum_{y near x, y != x} g_y)^T`` over pairs within :data:`RADII` blocks.
+3. Spatial covariance of the residuals summed over ``BLOCK`` x ``BLOCK`` blocks
+   (:mod:`helpers.workflows.windows`):
+   ``sum_x g_x (sum_{y near x, y != x} g_y)^T`` over pairs within ``RADII`` blocks.
    Counting noise is independent between pixels, so it adds nothing on average: what
    remains is composition that varies coherently in space. Its largest
    eigenvalue is compared with the same statistic of pixel-permuted copies (the same numbers
@@ -72,19 +73,11 @@ from .probabilities import prior_probabilities
 from .splitlog import format_split_log  # noqa: F401  (its home until it moved)
 from .stripes import stripe_candidate
 from .unexplained import unexplained_candidate
+from .windows import (BLOCK, N_PERMUTATIONS, RADII, _bounding_box, block_sums,  # noqa: F401
+                      spatial_direction, two_means_1d, window_scores)
 
 #: Pixels from a cluster's edge that the search and test ignore (edge pixels mix phases).
 EDGE_PX = 2
-#: The residuals are summed over blocks of BLOCK x BLOCK pixels before the spatial statistic
-#: (disjoint blocks of independent counts stay independent; 4x less work: a slider move with
-#: the test takes 0.5 s at 256 x 256 when nothing splits, 1.6 s when three rounds do,
-#: ``benchmarks/results.md``).
-BLOCK = 2
-#: Half-widths (blocks) of the windows over which composition is compared with its
-#: neighbours (6, 14 and 26 pixels); the cut then averages pixels over 5, 13 or 25 pixels.
-RADII = (1, 3, 6)
-#: Pixel-permuted copies giving the null of the spatial statistic.
-N_PERMUTATIONS = 8
 #: Spatial statistic / largest of the permuted copies above which a split is proposed. Only a
 #: proposal: clusters labelled by their true phase stay below it (tests/test_split.py), and what
 #: passes it must still pass the test on the other colour (the large cluster of the real file
@@ -112,11 +105,6 @@ def checkerboard(shape):
     """(rows, cols) bool, True on the 'search' colour of a checkerboard."""
     r, c = np.indices(shape)
     return (r + c) % 2 == 0
-
-
-def _box_sum(a, rad):
-    size = (2 * rad + 1, 2 * rad + 1) + (1,) * (a.ndim - 2)
-    return ndi.uniform_filter(a, size, mode="constant") * float((2 * rad + 1) ** 2)
 
 
 def whitened_residuals(counts, inner, design, lines, window, along=None):
@@ -168,48 +156,6 @@ def whitened_residuals(counts, inner, design, lines, window, along=None):
     g = np.zeros(inner.shape + (t.shape[1],), np.float32)
     g[inner] = y.astype(np.float32, copy=False) @ t
     return g
-
-
-def spatial_direction(g, inner, radii=RADII, n_perm=N_PERMUTATIONS, random_state=0):
-    """The composition direction that varies most coherently in space, and how far above noise.
-
-    Returns
-    -------
-    ratio : float
-        Largest eigenvalue of the spatial covariance over the largest of ``n_perm``
-        pixel-permuted copies (best radius).
-    radius : int
-    direction : (d,) float, the top eigenvector at that radius.
-    """
-    v = g[inner]
-    gg = v.T @ v
-    best = None
-    for rad in radii:
-        cnt = _box_sum(inner.astype(np.float32), rad)[inner]
-        pairs = float((cnt - 1).sum())
-        if pairs <= 0:
-            continue
-        s = v.T @ _box_sum(g, rad)[inner] - gg
-        lam, vec = np.linalg.eigh((s + s.T) / (2 * pairs))
-        null = []
-        gp = np.zeros_like(g)            # outside ``inner`` stays zero; inside is overwritten
-        for k in range(n_perm):
-            perm = np.random.default_rng(random_state + k).permutation(len(v))
-            gp[inner] = v[perm]
-            sp = v[perm].T @ _box_sum(gp, rad)[inner] - gg
-            null.append(np.linalg.eigvalsh((sp + sp.T) / (2 * pairs))[-1])
-        ratio = float(lam[-1] / max(np.abs(null).max(), 1e-30))
-        if best is None or ratio > best[0]:
-            best = (ratio, rad, vec[:, -1])
-    return best if best is not None else (0.0, 0, np.zeros(g.shape[-1]))
-
-
-def window_scores(g, inner, direction, rad):
-    """Each pixel of ``inner``'s projection on ``direction``, averaged over the pixels of
-    ``inner`` within ``rad`` pixels."""
-    z = np.zeros(inner.shape, np.float32)
-    z[inner] = g[inner] @ np.asarray(direction, np.float32)
-    return _box_sum(z, rad)[inner] / _box_sum(inner.astype(np.float32), rad)[inner]
 
 
 def split_mixed_clusters(signal, labels, relabel, lines, radii=RADII, min_ratio=MIN_RATIO,
@@ -269,7 +215,7 @@ def split_mixed_clusters(signal, labels, relabel, lines, radii=RADII, min_ratio=
             spectra = cluster_spectra(signal, labels, clusters=clusters)
         along = _absorption_directions(spectra, clusters, lines)
         new, nxt, grew, freed = labels.copy(), max(clusters) + 1, False, False
-        ctx["bands"] = interface_bands(labels) if interfaces else []
+        ctx["bands"], ctx["residuals"] = (interface_bands(labels) if interfaces else []), {}
         # Bonferroni over the tests
         a = alpha / (len(clusters) * (1 + bool(stripes)) + (prepared is not None)
                      + len(ctx["bands"]))
@@ -297,13 +243,12 @@ def split_mixed_clusters(signal, labels, relabel, lines, radii=RADII, min_ratio=
 def _split_one(c, labels, new, nxt, along, alpha, ctx, log, rnd):
     """Cluster ``c``'s window test applied to ``new`` (a split's new cluster gets label
     ``nxt``), its entry in ``log`` for round ``rnd``; returns the next free label."""
-    entry, seed = _test_cluster(labels == c, along, alpha, ctx)
+    entry, seed = _test_cluster(c, labels, along, alpha, ctx)
     if entry is not None:
         log.append(dict(round=rnd, cluster=c, **entry))
     if seed is None:
         return nxt
-    new[seed == 1] = nxt
-    new[seed == -1] = -1
+    _seed_into(new, seed, nxt)
     return nxt + 1
 
 
@@ -319,24 +264,30 @@ def _stripes_one(c, labels, new, nxt, along, alpha, ctx, log, rnd):
     if entry["joins"] is not None:
         new[seed == 1] = -1             # another cluster's phase: relabelled freely
         return nxt, True
-    new[seed == 1] = nxt
-    new[seed == -1] = -1
+    _seed_into(new, seed, nxt)
     return nxt + 1, False
 
 
-def _test_cluster(m, along, alpha, ctx):
-    """The split test of one cluster (mask ``m``): (log entry or None when too small to test,
-    the new labels' seed on ``m`` -- 1 new cluster, 0 kept, -1 relabelled freely -- or None)."""
-    inner = interior(m)
+def _seed_into(new, seed, label):
+    """A split's seed written into ``new``: 1 becomes ``label``, -1 unassigned (relabelled
+    freely), 0 stays."""
+    new[seed == 1] = label
+    new[seed == -1] = -1
+
+
+def _test_cluster(c, labels, along, alpha, ctx):
+    """The split test of cluster ``c``: (log entry or None when too small to test, the new
+    labels' seed on its pixels -- 1 new cluster, 0 kept, -1 relabelled freely -- or None)."""
+    m = labels == c
+    inner, g = _cluster_residuals(c, labels, along, ctx)
     if inner.sum() < MIN_PIXELS:
         return None, None
     if _two_lines_only(along, ctx):
         return dict(pixels=int(inner.sum()), ratio=0.0, window=0, p=None, split=False,
                     note="two lines: their ratio could differ by absorption alone"), None
     search = ctx["search"]
-    ratio, rad, part, score = _propose(ctx["signal"].data, inner & search, ctx["design"],
-                                       ctx["lines"], ctx["window"], ctx["radii"], ctx["n_perm"],
-                                       ctx["random_state"], ctx["min_ratio"], along)
+    ratio, rad, part, score = _propose(g, inner & search, ctx["radii"], ctx["n_perm"],
+                                       ctx["random_state"], ctx["min_ratio"])
     entry = dict(pixels=int(inner.sum()), ratio=ratio, window=rad, p=None, split=False)
     if score is None:
         entry["note"] = "too few counts to test"
@@ -358,12 +309,11 @@ def _test_stripes(c, labels, along, alpha, ctx):
     lamella phase with the matrix would otherwise duplicate the matrix cluster (held-out
     random scene 40: 4 -> 10 clusters)."""
     m = labels == c
-    inner = interior(m)
-    if inner.sum() < MIN_PIXELS or _two_lines_only(along, ctx):
+    inner, g = _cluster_residuals(c, labels, along, ctx)
+    if g is None:               # too small, too few counts, or two lines only
         return None, None
     search = ctx["search"]
-    g = _residuals(inner & search, along, ctx)
-    found = None if g is None else stripe_candidate(g, inner & search)
+    found = stripe_candidate(g, inner & search)
     if found is None or found[0] is None:    # nothing above noise: no test, no log entry
         return None, None
     code, angle = found
@@ -402,11 +352,20 @@ def _two_lines_only(along, ctx):
     return along is not None and len(ctx["lines"]) < 3
 
 
-def _residuals(pixels, along, ctx):
-    """:func:`whitened_residuals` of ``pixels`` with the split test's line model."""
-    sel = [ctx["design"].names.index(xl) for xl in ctx["lines"]]
-    return whitened_residuals(ctx["signal"].data, pixels, ctx["design"].X, sel, ctx["window"],
-                              along)
+def _cluster_residuals(c, labels, along, ctx):
+    """Cluster ``c``'s interior and the :func:`whitened_residuals` of its search pixels with
+    the split test's line model (None when it is too small or holds too few counts, or only
+    two lines are compared), computed once a round for its window and stripes tests
+    (``ctx["residuals"]``, emptied at the start of each round)."""
+    cache = ctx["residuals"]
+    if c not in cache:
+        inner, g = interior(labels == c), None
+        if inner.sum() >= MIN_PIXELS and not _two_lines_only(along, ctx):
+            sel = [ctx["design"].names.index(xl) for xl in ctx["lines"]]
+            g = whitened_residuals(ctx["signal"].data, inner & ctx["search"], ctx["design"].X,
+                                   sel, ctx["window"], along)
+        cache[c] = (inner, g)
+    return cache[c]
 
 
 def interior(m, edge=EDGE_PX, max_hole=MAX_HOLE):
@@ -464,15 +423,14 @@ def _test_unexplained(labels, along, alpha, ctx):
     return entry, (cand | test) if ok else None
 
 
-def _propose(counts, pixels, design, lines, window, radii, n_perm, random_state, min_ratio,
-             along=None):
+def _propose(g, pixels, radii, n_perm, random_state, min_ratio):
     """(ratio, window in px, 0/1 split of ``pixels`` or None, scores or None when too few counts)
-    for one cluster's search pixels; ``along`` (fractions) is a direction left out."""
-    box = _bounding_box(pixels, BLOCK * max(radii))
-    sel = [design.names.index(xl) for xl in lines]
-    g = whitened_residuals(counts[box], pixels[box], design.X, sel, window, along)
+    for one cluster's search pixels, from their whitened residuals ``g`` (None: too few
+    counts)."""
     if g is None:
         return 0.0, 0, None, None
+    box = _bounding_box(pixels, BLOCK * max(radii))
+    g = g[box]
     gb, inb = block_sums(g, pixels[box])
     ratio, rad, direction = spatial_direction(gb, inb, radii, n_perm, random_state)
     # found on blocks, cut on pixels: thin features keep their own side
@@ -486,51 +444,12 @@ def _propose(counts, pixels, design, lines, window, radii, n_perm, random_state,
     return float(ratio), window_px, part, score
 
 
-def block_sums(g, inner, block=BLOCK):
-    """``g`` (rows, cols, d) summed over ``block`` x ``block`` blocks (edges zero-padded), and
-    which blocks hold a pixel of ``inner``."""
-    r, c = inner.shape
-    pr, pc = -r % block, -c % block
-    g = np.pad(g, ((0, pr), (0, pc), (0, 0)))
-    m = np.pad(inner, ((0, pr), (0, pc)))
-    rb, cb = g.shape[0] // block, g.shape[1] // block
-    gb = g.reshape(rb, block, cb, block, -1).sum(axis=(1, 3))
-    return gb, m.reshape(rb, block, cb, block).any(axis=(1, 3))
-
-
 def _cores(part, score):
     """0 / 1 where the score lies beyond the median of its own side of the split, -1 between:
     the new clusters' first spectra come from the purest pixels of each side."""
     up = part == 1
     hi, lo = np.median(score[up]), np.median(score[~up])
     return np.where(score >= hi, 1, np.where(score <= lo, 0, -1))
-
-
-def _bounding_box(mask, margin):
-    """Slices of the rows and columns holding ``mask``, widened by ``margin`` pixels (the
-    window sums then run over the cluster's neighbourhood, not the whole map)."""
-    rows, cols = np.nonzero(mask)
-    return (slice(max(rows.min() - margin, 0), rows.max() + margin + 1),
-            slice(max(cols.min() - margin, 0), cols.max() + margin + 1))
-
-
-def two_means_1d(x):
-    """0/1 labels of the exact 2-means partition of the values ``x`` (1 = the upper group).
-
-    In one dimension the optimal partition is a threshold: every cut of the sorted values is
-    tried with cumulative sums (exact; Lloyd's k-means is local and 100x slower here).
-    """
-    x = np.asarray(x, float)
-    xs = np.sort(x)
-    n = len(xs)
-    if n < 2:
-        return np.zeros(n, int)
-    c1, c2 = np.cumsum(xs), np.cumsum(xs ** 2)
-    k = np.arange(1, n)                       # size of the lower group
-    lo = c2[:-1] - c1[:-1] ** 2 / k
-    hi = (c2[-1] - c2[:-1]) - (c1[-1] - c1[:-1]) ** 2 / (n - k)
-    cut = xs[int(np.argmin(lo + hi))]
-    return (x > cut).astype(int)
 
 
 def _extend(part, where, onto):
