@@ -332,7 +332,7 @@ def composition_errors(quant, labels, truth):
         per.append(dict(cluster=q["cluster"], phase=p, purity=purity,
                         max_abs_error=float(np.max(np.abs(e))),
                         worst_element=q["elements"][int(np.argmax(np.abs(e)))],
-                        coverage_2sigma=float(cov.mean()),
+                        coverage_2sigma=float(cov.mean()), covered=[bool(x) for x in cov],
                         covered_counting=[bool(x) for x in cov_counting]))
         errs += list(np.abs(e))
         covered += list(cov)
@@ -344,18 +344,15 @@ def composition_errors(quant, labels, truth):
                 clusters=per)
 
 
-def _coverage_by_purity(comp, pure=PURE_CLUSTER):
-    """The 2-sigma coverage flags of ``composition_errors``' output split by the cluster's
-    purity: (those of clusters >= ``pure``, those of the others). A cluster that mixes phases
-    is compared with its majority phase, whose composition its own (honestly measured) one is
-    not, so its misses say how pure the clusters are, not how honest the error bars."""
-    cl, cov = comp.get("clusters", []), comp.get("covered", [])
-    if not cl:
-        return [], []
-    k = len(cov) // len(cl)                # every cluster of a scene has the same elements
+def _coverage_by_purity(comp, key="covered", pure=PURE_CLUSTER):
+    """The 2-sigma coverage flags ``key`` ("covered" or "covered_counting") of
+    ``composition_errors``' clusters, split by purity: (those of clusters >= ``pure``, those of
+    the others). A cluster that mixes phases is compared with its majority phase, whose
+    composition its own (honestly measured) one is not, so its misses say how pure the clusters
+    are, not how honest the error bars."""
     hi, lo = [], []
-    for i, c in enumerate(cl):
-        (hi if c["purity"] >= pure else lo).extend(cov[i * k:(i + 1) * k])
+    for c in comp.get("clusters", []):
+        (hi if c["purity"] >= pure else lo).extend(c.get(key, []))
     return hi, lo
 
 
@@ -819,10 +816,8 @@ def summarise(recs):
         split = [_coverage_by_purity(r[w].get("composition", {})) for r in ok]
         cov_pure = [c for hi, _ in split for c in hi]
         cov_mixed = [c for _, lo in split for c in lo]
-        cov_pure_counting = [c for r in ok
-                             for cl in r[w].get("composition", {}).get("clusters", [])
-                             if cl["purity"] >= PURE_CLUSTER
-                             for c in cl.get("covered_counting", [])]
+        cov_pure_counting = [c for r in ok for c in _coverage_by_purity(
+            r[w].get("composition", {}), "covered_counting")[0]]
         runs = [r for r in ok if r[w].get("error") is None]
         inf = np.array([r[w]["ari_minus_ceiling"] for r in runs if r.get("ceiling") is not None
                         and r["ceiling"] >= INFORMATIVE and r[w].get("ari_minus_ceiling")
