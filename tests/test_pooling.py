@@ -83,6 +83,36 @@ def test_the_subset_bound_of_a_large_null_is_above_the_null(dose, pooling, shape
     assert M._test_null(totals, counts.sum(0), pair, grid, 0, enough=0.0) == (exact, False)
 
 
+@pytest.mark.parametrize("pooling", [False, True])
+def test_a_null_stopped_early_rejects_as_the_exact_one_and_resumes_to_it(pooling):
+    """The tree split's tests stop drawing a null once its largest gain is above what passes
+    (``reject_early``): the value is then a lower bound above ``enough``, so the verdict is the
+    exact test's, and a later exact request goes on from the remembered draws to the very value
+    every draw gives (the draws' random stream is kept, not restarted)."""
+    rng = np.random.default_rng(7)
+    rows, cols = np.divmod(np.arange(30 * 30), 30)
+    totals = rng.poisson(20, rows.size)
+    p = np.array([0.5, 0.3, 0.2])
+    counts = rng.multinomial(totals, p).astype(float)
+    pair = np.ones(rows.size, bool)
+    grid = (rows, cols, 1.0) if pooling else None
+    M._NULL_MEMO.clear()
+    exact = M._pair_null(totals, counts.sum(0), pair, grid, 3)
+    M._NULL_MEMO.clear()
+    enough = 1e-9                      # any draw's gain is above it: stopped after the first
+    low, is_bound = M._test_null(totals, counts.sum(0), pair, grid, 3, enough,
+                                 reject_early=True)
+    assert is_bound and enough < low <= exact
+    key, state = next(iter(M._NULL_MEMO.items()))
+    assert state[1] == 1               # one draw of NULL_DRAWS made, the rest kept for later
+    assert M._test_null(totals, counts.sum(0), pair, grid, 3, enough=exact * 2,
+                        reject_early=True) == (exact, False)     # resumed: the exact value
+    assert M._NULL_MEMO[key] == exact
+    # without reject_early, or when the null passes, the exact value as before
+    M._NULL_MEMO.clear()
+    assert M._test_null(totals, counts.sum(0), pair, grid, 3, enough) == (exact, False)
+
+
 def test_plateau_runs_and_the_widest_plateau():
     table = [(5, 4, 0.1), (6, 4, 0.1), (8, 2, 0.0), (12, 2, 0.0), (20, 2, 0.0), (30, 1, 0.0)]
     runs = C.plateau_runs(table)
