@@ -8,7 +8,7 @@ absorption alone, or a mixture of two known phases, would do) can be left out.
 from __future__ import annotations
 
 import numpy as np
-from scipy import stats
+from scipy import ndimage, stats
 
 from ..quant.linefit import fit_line_intensities
 from ..quant.spectra import cluster_spectra
@@ -63,9 +63,9 @@ def absorption_direction(signal, labels, clusters, lines):
                                   lines)
 
 
-def _absorption_directions(spectra, clusters, lines):
+def _absorption_directions(spectra, clusters, lines, fits=None):
     """:func:`absorption_direction` from the clusters' summed spectra (a stack, in
-    ``clusters`` order)."""
+    ``clusters`` order), or from their line fits ``fits`` when given."""
     if not lines or not all(hasattr(k, "k") for k in lines):
         return {}
     from exspy.material import elements as database, mass_absorption_mixture
@@ -76,7 +76,8 @@ def _absorption_directions(spectra, clusters, lines):
     except (KeyError, AttributeError):      # a line exspy's database lacks: no allowance
         return {}
     kf = np.array([k.k for k in lines], float)
-    fits = fit_line_intensities(spectra, [k.xray_line for k in lines])
+    if fits is None:
+        fits = fit_line_intensities(spectra, [k.xray_line for k in lines])
     out = {}
     for c, fit in zip(clusters, fits):
         if fit is None:
@@ -93,4 +94,33 @@ def _absorption_directions(spectra, clusters, lines):
         f = i / i.sum()
         if np.all(np.isfinite(mu)):
             out[c] = -f * (mu - f @ mu)
+    return out
+
+
+def mixing_directions(fits, clusters, labels):
+    """Per cluster, the directions in which a mixture with each cluster it touches moves its
+    line-intensity fractions: ``f_j - f_c`` for every cluster ``j`` with a pixel next to one
+    of ``c``'s (8 neighbours), one row each; None for a cluster that touches none.
+
+    A pixel on the edge between two phases holds the sum of their counts (the probe and the
+    foil spread over both), so its fractions lie on the line between theirs, and any set of
+    edge pixels sums to fractions in the span of these directions: two parts of one phase
+    that differ only in how much of their neighbours' counts their edges hold differ in it.
+
+    Parameters
+    ----------
+    fits : list of LineFit or None, the clusters' line fits, in ``clusters`` order
+    clusters : list of int
+    labels : (rows, cols) int, -1 = unassigned (not a phase: no direction)
+    """
+    labels = np.asarray(labels)
+    f = {}
+    for c, fit in zip(clusters, fits):
+        if fit is not None and np.sum(fit.intensities) > 0:
+            f[c] = np.asarray(fit.intensities, float) / np.sum(fit.intensities)
+    out = {}
+    for c in clusters:
+        touch = ndimage.binary_dilation(labels == c, np.ones((3, 3), bool)) & (labels >= 0)
+        dirs = [f[j] - f[c] for j in np.unique(labels[touch]) if j != c and j in f and c in f]
+        out[c] = np.array(dirs) if dirs else None
     return out

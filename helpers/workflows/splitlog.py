@@ -1,8 +1,10 @@
 """The split test's log as a text table (:func:`format_split_log`).
 
 One row per test of :func:`helpers.workflows.split.split_mixed_clusters`: a cluster's window
-statistic, the pixels no cluster explains (``unexpl.``), a boundary (``border``) or a cluster's
-stripes (``stripes``; ``to k``: the stripes are cluster k's phase and were relabelled).
+statistic (on its interior; ``k all``: on all of its pixels, mixtures with the clusters it
+touches not counted), the pixels no cluster explains (``unexpl.``), a boundary (``border``) or a
+cluster's stripes (``stripes``; ``to k``: the stripes are cluster k's phase and were
+relabelled).
 """
 from __future__ import annotations
 
@@ -34,7 +36,8 @@ def format_split_log(splits):
                         f"{_versus(e['compared']):>12}  {'-':>7}  {p:>14}  {d:>8}  "
                         f"{'new' if e['split'] else 'no'}")
             continue
-        rows.append(f"{e['round']:>5}  {e['cluster']:>7}  {e['pixels']:>11}  {e['ratio']:>12.2f}"
+        name = f"{e['cluster']} all" if e.get("whole") else e["cluster"]
+        rows.append(f"{e['round']:>5}  {name:>7}  {e['pixels']:>11}  {e['ratio']:>12.2f}"
                     f"  {e['window']:>4} px  {p:>14}  {d:>8}  "
                     f"{'yes' if e['split'] else 'no'}")
     return "\n".join(rows)
