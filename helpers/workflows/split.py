@@ -236,7 +236,7 @@ def split_mixed_clusters(signal, labels, relabel, lines, radii=RADII, min_ratio=
         if rnd:
             clusters = [int(c) for c in np.unique(labels[labels >= 0])]
             spectra = cluster_spectra(signal, labels, clusters=clusters)
-        along, mixing = _directions(spectra, clusters, labels, lines, ctx["lines"], whole)
+        along, mixing = _directions(spectra, clusters, labels, lines, ctx["lines"])
         new, nxt, grew, freed = labels.copy(), max(clusters) + 1, False, False
         ctx["bands"], ctx["residuals"] = (interface_bands(labels) if interfaces else []), {}
         # Bonferroni over the tests
@@ -245,7 +245,7 @@ def split_mixed_clusters(signal, labels, relabel, lines, radii=RADII, min_ratio=
         for c in clusters:
             nxt = _split_one(c, labels, new, nxt, along.get(c), a, ctx, log, rnd)
         if prepared is not None:
-            nxt = _unexplained_one(labels, new, nxt, along, a, ctx, log, rnd)
+            nxt = _unexplained_one(labels, new, nxt, along, mixing, a, ctx, log, rnd)
         if stripes and nxt == max(clusters) + 1:    # stripes, once no window splits a cluster
             for c in clusters:
                 nxt, joined = _stripes_one(c, labels, new, nxt, along.get(c), a, ctx, log, rnd)
@@ -275,12 +275,12 @@ def _context(signal, labels, lines, spectra, **settings):
                 **settings)
 
 
-def _directions(spectra, clusters, labels, lines, xl, whole):
-    """Per cluster, the fraction changes its tests do not count: absorption's (``{}``
-    without k-factors) and, with ``whole``, a mixture's with each cluster it touches."""
+def _directions(spectra, clusters, labels, lines, xl):
+    """Per cluster, the fraction changes a test may leave out: absorption's (``{}`` without
+    k-factors) and a mixture's with each cluster it touches."""
     fits = fit_line_intensities(spectra, xl)
     return (_absorption_directions(spectra, clusters, lines, fits),
-            mixing_directions(fits, clusters, labels) if whole else {})
+            mixing_directions(fits, clusters, labels))
 
 
 def _split_one(c, labels, new, nxt, along, alpha, ctx, log, rnd, edge=EDGE_PX):
@@ -297,10 +297,10 @@ def _split_one(c, labels, new, nxt, along, alpha, ctx, log, rnd, edge=EDGE_PX):
     return nxt + 1
 
 
-def _unexplained_one(labels, new, nxt, along, alpha, ctx, log, rnd):
+def _unexplained_one(labels, new, nxt, along, mixing, alpha, ctx, log, rnd):
     """The unexplained pixels' test applied to ``new`` (label ``nxt`` if they are a new
     cluster), its entry in ``log``; returns the next free label."""
-    entry, seed = _test_unexplained(labels, along, alpha, ctx)
+    entry, seed = _test_unexplained(labels, along, mixing, alpha, ctx)
     if entry is not None:
         log.append(dict(round=rnd, cluster=-1, **entry))
     if seed is None:
@@ -471,18 +471,20 @@ def _confirm(part, along, alpha, ctx, entry):
     return entry["split"]
 
 
-def _test_unexplained(labels, along, alpha, ctx):
+def _test_unexplained(labels, along, mixing, alpha, ctx):
     """The pixels no cluster explains, as one more cluster (:mod:`.unexplained`): (log entry or
-    None when there is no candidate, the new cluster's seed pixels or None)."""
+    None when there is no candidate, the new cluster's seed pixels or None). The test does not
+    count what absorption or a mixture with a cluster the reference touches would change: the
+    candidate may hold interface pixels."""
     search = ctx["search"]
-    cand, test, ref = unexplained_candidate(ctx["prepared"], labels, search, edge=EDGE_PX)
+    cand, test, ref = unexplained_candidate(ctx["prepared"], labels, search)
     if cand is None:
         return None, None
     inner = ndi.binary_erosion(labels == ref, np.ones((2 * EDGE_PX + 1,) * 2))
     part = np.where(test, 1, np.where(inner & ~search, 0, -1))
     entry = dict(pixels=int(cand.sum()), compared=ref, ratio=None, window=0, p=None,
                  split=False)
-    ok = _confirm(part, along.get(ref), alpha, ctx, entry)
+    ok = _confirm(part, _stack(along.get(ref), mixing.get(ref)), alpha, ctx, entry)
     if ok is None:
         return dict(entry, note=f"unexplained pixels: too few to test against cluster {ref}"), None
     return entry, (cand | test) if ok else None
