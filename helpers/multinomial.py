@@ -148,12 +148,10 @@ def _remembered_null(key, draw, n_draws, random_state, above=None):
     the draws made are remembered and a later call goes on from them with the same random
     stream, so the exact value is the one every draw would have given.
     """
-    state = _NULL_MEMO.get(key)
-    if isinstance(state, float):
-        return state, True
-    if state is None:
-        state = (-np.inf, 0, np.random.default_rng(random_state))
-    best, done, rng = state
+    known = _known_null(key, above)
+    if known is not None:
+        return known
+    best, done, rng = _NULL_MEMO.get(key) or (-np.inf, 0, np.random.default_rng(random_state))
     while done < int(n_draws) and (above is None or not best > above):
         best = max(best, float(_best_two_way_split(draw(rng), rng)))
         done += 1

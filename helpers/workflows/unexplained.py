@@ -58,7 +58,7 @@ MIN_NEIGHBOURS = 2
 MIN_GROUP = 5
 
 
-def unexplained_candidate(prep, labels, search, fdr=FDR, min_group=MIN_GROUP, edge=0):
+def unexplained_candidate(prep, labels, search, fdr=FDR, min_group=MIN_GROUP):
     """Pixels that no cluster explains, near one cluster, for the search and for the test.
 
     Parameters
@@ -68,10 +68,8 @@ def unexplained_candidate(prep, labels, search, fdr=FDR, min_group=MIN_GROUP, ed
     labels : (rows, cols) int
         Current labels, -1 = unassigned.
     search : (rows, cols) bool
-        The search colour.
-    edge : int
-        Pixels this close to a cluster other than the nearest one are left out (0: none; the
-        test leaves what such a mixture changes out instead).
+        The search colour. Interface pixels are not left out: the test does not count what a
+        mixture with a neighbouring cluster changes.
 
     Returns
     -------
@@ -99,14 +97,9 @@ def unexplained_candidate(prep, labels, search, fdr=FDR, min_group=MIN_GROUP, ed
     if not flags.any():
         return None, None, -1
     k = int(np.argmax(np.bincount(best[flags], minlength=clusters.size)))
-    flags = _likelier_elsewhere(prep, on, best, flags, logp, k)
-    near_other = (ndi.binary_dilation((labels >= 0) & (labels != clusters[k]),
-                                      np.ones((2 * edge + 1,) * 2)) if edge else
-                  np.zeros(labels.shape, bool))
     img, own = np.zeros(m.shape, bool), np.zeros(m.shape, bool)
-    img[m] = flags & (best == k)
+    img[m] = _likelier_elsewhere(prep, on, best, flags, logp, k)     # of best cluster k
     own[m] = best == k
-    img &= ~near_other
     comp, _ = ndi.label(img, structure=np.ones((3, 3)))     # search pixels touch diagonally
     size = np.bincount(comp.ravel())
     size[0] = 0
@@ -115,7 +108,7 @@ def unexplained_candidate(prep, labels, search, fdr=FDR, min_group=MIN_GROUP, ed
         return None, None, -1
     cross = np.array([[0, 1, 0], [1, 0, 1], [0, 1, 0]], float)
     near = ndi.convolve(cand.astype(float), cross, mode="constant")
-    test = (near >= MIN_NEIGHBOURS) & ~search & m & own & ~near_other
+    test = (near >= MIN_NEIGHBOURS) & ~search & m & own
     return cand, test, int(clusters[k])
 
 
