@@ -8,7 +8,9 @@ Each numbered notebook declares in its metadata the notebooks whose results it r
 for every earlier one, so a notebook a user adds is run in order, as before. Notebooks whose
 needs are met run at the same time, each in its own kernel process, up to a given number:
 on two cores, notebooks 01-04 read only the input and run two at a time, and 05 and 06 then
-run together. The results are the same: every notebook is seeded, and what they share goes
+run together. Of the notebooks ready to start, those that more notebooks wait for start first
+(03 and 04, which 05 and 06 need, before 01 and 02, which nothing needs), so the chain to the
+last notebook is not held up behind notebooks nothing waits for; ties keep the run order. The results are the same: every notebook is seeded, and what they share goes
 through the content-keyed cache (:mod:`helpers.cache`), whose entries are written atomically.
 
 Hand-written: papermill executes one notebook; it has no notion of a dependency between two.
@@ -78,7 +80,7 @@ def run_graph(notebooks, run_one, max_parallel=1, needs=None, on_interrupt=None)
             _call(run_one, nb)
         return
     done, failures, running = set(), {}, {}
-    waiting = list(notebooks)
+    waiting = sorted(notebooks, key=lambda nb: -len(dependents(needs, nb.stem)))   # stable
     with ThreadPoolExecutor(max_workers=int(max_parallel)) as pool:
         while waiting or running:
             ready = [nb for nb in waiting if needs.get(nb.stem, set()) <= done]
@@ -104,6 +106,19 @@ def run_graph(notebooks, run_one, max_parallel=1, needs=None, on_interrupt=None)
     if failures:
         first = min(failures, key=notebooks.index)
         raise failures[first]
+
+
+def dependents(needs, stem):
+    """The stems that wait for ``stem``, directly or through others, in ``needs``
+    (``{stem: set of stems}``)."""
+    out, todo = set(), [stem]
+    while todo:
+        cur = todo.pop()
+        for other, need in needs.items():
+            if cur in need and other not in out:
+                out.add(other)
+                todo.append(other)
+    return out
 
 
 def _call(run_one, nb):

@@ -144,3 +144,18 @@ def test_ctrl_c_stops_notebooks_running_side_by_side_at_once(tmp_path):
     assert proc.returncode == 130, out
     assert time.time() - t0 < 60, "the runner waited for the cells instead of interrupting them"
     assert "interrupted" in out
+
+
+def test_notebooks_others_wait_for_start_first(tmp_path):
+    """05 needs 03 and 04: they start before 01 and 02, which nothing needs, so the chain to
+    05 is not held up behind them; with one at a time the run order is kept."""
+    nbs = [Path(f"{s}.ipynb") for s in ("01_a", "02_b", "03_c", "04_d", "05_e")]
+    needs = {"01_a": set(), "02_b": set(), "03_c": set(), "04_d": set(),
+             "05_e": {"03_c", "04_d"}}
+    assert G.dependents(needs, "03_c") == {"05_e"} and G.dependents(needs, "01_a") == set()
+    log = []
+    G.run_graph(nbs, _fake_run(log), max_parallel=2, needs=needs)
+    assert [stem for kind, stem, _ in log if kind == "start"][:2] == ["03_c", "04_d"]
+    log = []
+    G.run_graph(nbs, _fake_run(log), max_parallel=1, needs=needs)
+    assert [stem for kind, stem, _ in log if kind == "start"] == [nb.stem for nb in nbs]
