@@ -36,12 +36,14 @@ edge, :func:`interior`):
    intensity fractions compared by a Wald chi-square, leaving out the absorption direction (a
    wedge of one phase is not two phases); the split stands at p < :data:`ALPHA` divided by the
    number of clusters tested (Bonferroni) and a difference of at least :data:`MIN_DIFFERENCE`.
-6. Once the windows split no cluster, each is also summed along every direction
+6. Before its windows, each cluster is also summed along every direction
    (:mod:`helpers.workflows.stripes`): straight lamellae of another composition, too thin a
    share of any window, add up over their whole length in one bin of a profile across them.
-   The flagged bins are confirmed on the other colour as in 5; stripes whose counts do not
-   differ from another cluster's interior are that cluster's phase and are relabelled instead
-   of becoming a cluster (Bonferroni counts these tests too).
+   The flagged bins are confirmed on the other colour as in 5. Stripes of a new phase become a
+   cluster and the cluster's windows are not tried (they would cut it by how densely the
+   lamellae lie); stripes whose counts do not differ from another cluster's interior are that
+   cluster's phase, relabelled instead of becoming a cluster, once no test of the round split
+   anything (Bonferroni counts these tests too).
 7. Accepted splits become new clusters; the spatial prior (or, without it, the per-pixel data
    term) relabels every pixel with the new clusters' spectra, and the new clusters are tested
    in turn (at most :data:`ROUNDS` rounds).
@@ -239,17 +241,20 @@ def split_mixed_clusters(signal, labels, relabel, lines, radii=RADII, min_ratio=
         along, mixing = _directions(spectra, clusters, labels, lines, ctx["lines"])
         new, nxt, grew, freed = labels.copy(), max(clusters) + 1, False, False
         ctx["bands"], ctx["residuals"] = (interface_bands(labels) if interfaces else []), {}
+        ctx["stripes"] = {}
         # Bonferroni over the tests
         a = alpha / (len(clusters) * (1 + bool(stripes) + bool(whole)) + (prepared is not None)
                      + len(ctx["bands"]))
-        for c in clusters:
+        for c in clusters:          # stripes of a new phase first, else the windows
+            if stripes and _stripes_new(c, labels, new, nxt, along.get(c), a, ctx, log, rnd):
+                nxt += 1
+                continue
             nxt = _split_one(c, labels, new, nxt, along.get(c), a, ctx, log, rnd)
         if prepared is not None:
             nxt = _unexplained_one(labels, new, nxt, along, mixing, a, ctx, log, rnd)
-        if stripes and nxt == max(clusters) + 1:    # stripes, once no window splits a cluster
+        if stripes and nxt == max(clusters) + 1:    # another cluster's stripes, once none split
             for c in clusters:
-                nxt, joined = _stripes_one(c, labels, new, nxt, along.get(c), a, ctx, log, rnd)
-                freed = freed or joined
+                freed = _stripes_join(c, new, ctx) or freed
         if nxt == max(clusters) + 1 and not freed:  # the boundaries, once clusters are settled
             nxt, grew = find_layer(labels, new, nxt, along, a, ctx, log, rnd)
         if whole and nxt == max(clusters) + 1 and not (grew or freed):   # last, all pixels
@@ -315,20 +320,32 @@ def _stack(*directions):
     return np.vstack(rows) if rows else None
 
 
-def _stripes_one(c, labels, new, nxt, along, alpha, ctx, log, rnd):
-    """Cluster ``c``'s stripes test applied to ``new``: stripes of a new phase get label
-    ``nxt``, another cluster's phase is freed for relabelling. Returns the next free label and
-    whether pixels were freed."""
+def _stripes_new(c, labels, new, label, along, alpha, ctx, log, rnd):
+    """Cluster ``c``'s stripes test (logged for round ``rnd``): True when its stripes are a new
+    phase, then seeded into ``new`` as ``label``; another cluster's phase is kept in
+    ``ctx["stripes"]`` for :func:`_stripes_join`. Before the windows, which cut thin lamellae
+    by how densely they lie (lamellae scene 117: ARI 0.77 -> 0.92, its 3.6 % phase found);
+    another phase's stripes wait, as freed pixels can go back (lamellae 121)."""
     entry, seed = _test_stripes(c, labels, along, alpha, ctx)
     if entry is not None:
         log.append(dict(round=rnd, cluster=-3, **entry))
     if seed is None:
-        return nxt, False
+        return False
     if entry["joins"] is not None:
-        new[seed == 1] = -1             # another cluster's phase: relabelled freely
-        return nxt, True
-    _seed_into(new, seed, nxt)
-    return nxt + 1, False
+        ctx["stripes"][c] = seed
+        return False
+    _seed_into(new, seed, label)
+    return True
+
+
+def _stripes_join(c, new, ctx):
+    """Cluster ``c``'s stripes of another cluster's phase (:func:`_stripes_new`) freed in
+    ``new`` for relabelling; True if there were any."""
+    seed = ctx["stripes"].pop(c, None)
+    if seed is None:
+        return False
+    new[seed == 1] = -1
+    return True
 
 
 def _seed_into(new, seed, label):

@@ -37,6 +37,13 @@ spectrum they blurred) took lamellae scene 118's new cluster from 136 to 1772 of
 phase become a cluster anyway) held-out scene 40 went from 4 to 10 clusters, 5 of them the
 matrix.
 
+The split test tries it on each cluster before the windows, which, 5-25 px wide, cut a cluster
+holding 3-px lamellae of a new phase where they lie densely rather than along them. Tried after
+the windows (until 2026-12-07), workflow 2 found every phase >= 2 % in 0.40 of the 30 lamellae
+scenes; tried first, in 0.43, median ARI - ceiling 0.167 -> 0.190 (scene 117: 0.77 -> 0.92, its
+3.6 % phase found), the held-out scenes unchanged, suite scene 5 +0.08 ARI
+(``generalisation_lamellae_stripesfirst.md``, ``generalisation_heldout_stripesfirst.md``).
+
 Hand-written: no package offers a projection test for spatially structured Poisson counts
 (scikit-image's ``radon`` transforms images, not residual vectors with their pixel counts).
 """
