@@ -105,6 +105,25 @@ def test_stripes_of_a_phase_another_cluster_holds_join_it(lamella):
     assert np.mean(labels[moved] == 1) > 0.5
 
 
+def test_stripes_handed_back_that_return_are_left_the_next_time(lamella):
+    """As above, but the relabelling puts the freed stripes back where they were (as the prior
+    does on lamellae scenes 110 and 120): the second time they are found they are left, so the
+    tests that wait for a round without change (boundaries, whole clusters) run."""
+    signal, truth, keep = lamella
+    t = truth.labels
+    moved = np.zeros(t.shape, bool)
+    moved[21:50] = t[21:50] == 1
+    start = np.where(moved, 0, t)
+    back = lambda L: np.where((L < 0) & keep, start, L)          # noqa: E731
+    labels, log = S.split_mixed_clusters(signal, start, back, quant_lines(signal), rounds=3,
+                                         min_ratio=np.inf)
+    joins = [e for e in log if e["cluster"] == -3 and e["split"]]
+    assert [e.get("again", False) for e in joins] == [False, True]
+    assert joins[1]["round"] == 1 and "to 1 again: left" in S.format_split_log(log)
+    assert any(e.get("whole") for e in log if e["round"] == 1)
+    assert max(e["round"] for e in log) == 1 and np.array_equal(labels, start)
+
+
 def test_true_clusters_of_lamellae_are_not_split(lamella):
     """The true labels (each phase its own cluster): the stripes test may look, but nothing
     passes the test on the other colour."""

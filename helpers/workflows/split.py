@@ -43,7 +43,7 @@ edge, :func:`interior`):
    cluster and the cluster's windows are not tried (they would cut it by how densely the
    lamellae lie); stripes whose counts do not differ from another cluster's interior are that
    cluster's phase, relabelled instead of becoming a cluster, once no test of the round split
-   anything (Bonferroni counts these tests too).
+   anything, and once per pair of clusters (Bonferroni counts these tests too).
 7. Accepted splits become new clusters; the spatial prior (or, without it, the per-pixel data
    term) relabels every pixel with the new clusters' spectra, and the new clusters are tested
    in turn (at most :data:`ROUNDS` rounds).
@@ -78,14 +78,13 @@ from .fractions import (_absorption_directions, absorption_direction,  # noqa: F
                         mixing_directions, wald_fractions)
 from .interfaces import interface_bands, find_layer
 from .probabilities import prior_probabilities
+from .regions import EDGE_PX, MAX_HOLE, checkerboard, interior  # noqa: F401
 from .splitlog import format_split_log  # noqa: F401  (its home until it moved)
 from .stripes import stripe_candidate
 from .unexplained import unexplained_candidate
 from .windows import (BLOCK, N_PERMUTATIONS, RADII, _bounding_box, block_sums,  # noqa: F401
                       spatial_direction, two_means_1d, window_scores)
 
-#: Pixels from a cluster's edge that the search and test ignore (edge pixels mix phases).
-EDGE_PX = 2
 #: Last in a round where no other test split anything, test each cluster once more on all of
 #: its pixels, not counting the directions in which a mixture with a cluster it touches moves
 #: the fractions (:func:`helpers.workflows.fractions.mixing_directions`; an edge pixel's
@@ -116,20 +115,11 @@ ALPHA = 1e-3
 MIN_DIFFERENCE = 0.015
 #: Rounds of split and relabel at most.
 ROUNDS = 3
-#: Enclosed specks of other labels smaller than this (px) do not make a cluster's edge
-#: (:func:`interior`).
-MAX_HOLE = 16
 #: Interior pixels a cluster needs to be tested, and each part of a split.
 MIN_PIXELS = 100
 MIN_PART = 20
 #: Counts per quantified line a cluster's search pixels need in the fit window to be tested.
 MIN_COUNTS_PER_LINE = 100
-
-
-def checkerboard(shape):
-    """(rows, cols) bool, True on the 'search' colour of a checkerboard."""
-    r, c = np.indices(shape)
-    return (r + c) % 2 == 0
 
 
 def whitened_residuals(counts, inner, design, lines, window, along=None):
@@ -276,7 +266,8 @@ def _context(signal, labels, lines, spectra, **settings):
     ax = signal.axes_manager.signal_axes[0]
     i0 = int(round((design.energies[0] - ax.offset) / ax.scale))
     return dict(signal=signal, design=design, window=slice(i0, i0 + design.X.shape[0]),
-                lines=xl, search=checkerboard(labels.shape), layers={}, min_part=MIN_PART,
+                lines=xl, search=checkerboard(labels.shape), layers={}, joined=set(),
+                min_part=MIN_PART,
                 **settings)
 
 
@@ -332,7 +323,7 @@ def _stripes_new(c, labels, new, label, along, alpha, ctx, log, rnd):
     if seed is None:
         return False
     if entry["joins"] is not None:
-        ctx["stripes"][c] = seed
+        ctx["stripes"][c] = seed, log[-1]
         return False
     _seed_into(new, seed, label)
     return True
@@ -340,10 +331,17 @@ def _stripes_new(c, labels, new, label, along, alpha, ctx, log, rnd):
 
 def _stripes_join(c, new, ctx):
     """Cluster ``c``'s stripes of another cluster's phase (:func:`_stripes_new`) freed in
-    ``new`` for relabelling; True if there were any."""
-    seed = ctx["stripes"].pop(c, None)
+    ``new`` for relabelling; True if there were any. Once per pair of clusters: stripes found
+    again after the relabelling went back (``again`` in the log entry) are left, or every round
+    would free them and the tests that wait for a round without change would never run
+    (lamellae scenes 110 and 120)."""
+    seed, entry = ctx["stripes"].pop(c, (None, None))
     if seed is None:
         return False
+    if (c, entry["joins"]) in ctx["joined"]:
+        entry["again"] = True
+        return False
+    ctx["joined"].add((c, entry["joins"]))
     new[seed == 1] = -1
     return True
 
@@ -448,27 +446,6 @@ def _cluster_residuals(c, labels, along, ctx, edge=EDGE_PX):
                                    sel, ctx["window"], along)
         cache[(c, edge)] = (inner, g)
     return cache[(c, edge)]
-
-
-def interior(m, edge=EDGE_PX, max_hole=MAX_HOLE):
-    """The pixels of the cluster mask ``m`` at least ``edge`` + 1 px from its edge, where an
-    enclosed speck of other labels (fewer than ``max_hole`` px: a few pixels the prior gave
-    another cluster or left unassigned) is not an edge. Such specks sit where a phase the
-    cluster hides shows through: in random lamellae scene 119 a 3-px lamella phase with 261
-    of its pixels in the matrix cluster and the rest in specks had 4 of them in the interior,
-    225 with the specks filled. On the benchmarks (against eroding at every speck): lamellae
-    scene 121 gains its third phase (ARI 0.56 -> 0.68), held-out scene 44 0.06 -> 0.22, and
-    one phase more is found in all (lamellae 63 -> 64 of 112); lamellae scene 117 instead
-    splits its matrix by how densely 3-px lamellae lie in it (0.88 -> 0.76)."""
-    lab, n = ndi.label(~m)
-    filled = m
-    if n:
-        size = np.bincount(lab.ravel())
-        size[0] = max_hole
-        edge_ids = np.unique(np.concatenate([lab[0], lab[-1], lab[:, 0], lab[:, -1]]))
-        size[edge_ids] = max_hole           # open to the map's edge: not enclosed
-        filled = m | (size < max_hole)[lab]
-    return ndi.binary_erosion(filled, np.ones((2 * edge + 1,) * 2)) & m
 
 
 def _confirm(part, along, alpha, ctx, entry):

@@ -4,7 +4,7 @@ One row per test of :func:`helpers.workflows.split.split_mixed_clusters`: a clus
 statistic (on its interior; ``k all``: on all of its pixels, mixtures with the clusters it
 touches not counted), the pixels no cluster explains (``unexpl.``), a boundary (``border``) or a
 cluster's stripes (``stripes``; ``to k``: the stripes are cluster k's phase and were
-relabelled).
+relabelled; ``again: left``: found again after that, so left as they are).
 """
 from __future__ import annotations
 
@@ -26,7 +26,7 @@ def format_split_log(splits):
         d = "-" if "max_diff" not in e else f"{100 * e['max_diff']:.1f} %"
         if e["cluster"] == -3:   # stripes inside a cluster, at an angle
             verdict = ("no" if not e["split"] else "new" if e.get("joins") is None
-                       else f"to {e['joins']}")
+                       else f"to {e['joins']}" + (" again: left" if e.get("again") else ""))
             rows.append(f"{e['round']:>5}  {name:>7}  {e['pixels']:>11}  "
                         f"{str(e['compared']) + ' @' + format(e['angle'], '.0f') + ' deg':>12}  "
                         f"{'-':>7}  {p:>14}  {d:>8}  {verdict}")
