@@ -10,8 +10,9 @@ needs are met run at the same time, each in its own kernel process, up to a give
 on two cores, notebooks 01-04 read only the input and run two at a time, and 05 and 06 then
 run together. Of the notebooks ready to start, those that more notebooks wait for start first
 (03 and 04, which 05 and 06 need, before 01 and 02, which nothing needs), so the chain to the
-last notebook is not held up behind notebooks nothing waits for; ties keep the run order. The results are the same: every notebook is seeded, and what they share goes
-through the content-keyed cache (:mod:`helpers.cache`), whose entries are written atomically.
+last notebook is not held up behind notebooks nothing waits for; ties keep the run order. The
+results are the same: every notebook is seeded, and what they share goes through the
+content-keyed cache (:mod:`helpers.cache`), whose entries are written atomically.
 
 Hand-written: papermill executes one notebook; it has no notion of a dependency between two.
 """

@@ -267,8 +267,7 @@ def _context(signal, labels, lines, spectra, **settings):
     i0 = int(round((design.energies[0] - ax.offset) / ax.scale))
     return dict(signal=signal, design=design, window=slice(i0, i0 + design.X.shape[0]),
                 lines=xl, search=checkerboard(labels.shape), layers={}, joined=set(),
-                min_part=MIN_PART,
-                **settings)
+                min_part=MIN_PART, **settings)
 
 
 def _directions(spectra, clusters, labels, lines, xl):
