@@ -158,6 +158,50 @@ def design_matrix(model):
     return _Design(np.stack(cols, axis=1), names, len(names), E, (lo, hi), order)
 
 
+def database_design(spectrum, xray_lines, energy_range=None, background_order=6):
+    """:func:`design_matrix` of :func:`build_line_model`, read from exspy's line database without
+    building the model: the same lines, energies, widths and family weights, through the same
+    exspy calls ``add_family_lines`` makes (``_get_lines_from_elements``,
+    ``_get_xray_lines_in_spectral_range``, ``_get_line_energy`` with the detector's resolution,
+    the database's weights). Hand-written because building the model compiles a sympy expression
+    per Gaussian (2.6 s of a 10 s pipeline at 256 x 256) that a fixed-shape design never uses;
+    ``tests/test_quant.py`` checks the two designs are equal."""
+    from exspy.material import elements as elements_db
+    if energy_range is None:
+        energy_range = default_fit_range(spectrum, xray_lines)
+    lo, hi = energy_range
+    s = spectrum.isig[float(lo):float(hi)]
+    elements = sorted({xl.split("_")[0] for xl in xray_lines}
+                      | set(s.metadata.get_item("Sample.elements", [])))
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        found = s._get_lines_from_elements(elements, only_one=False, only_lines=("Ka", "La", "Ma"))
+        found, _ = s._get_xray_lines_in_spectral_range(list(found))
+    E = np.asarray(s.axes_manager.signal_axes[0].axis, dtype=float)
+    width = float(s.axes_manager.signal_axes[0].scale)
+    missing = [xl for xl in xray_lines if xl not in found]
+    if missing:
+        raise ElementError(f"Lines {missing} are outside the fit range {lo:.2f}-{hi:.2f} keV: "
+                           "widen energy_range or remove those elements.")
+    fwhm_to_sigma = 1.0 / (2.0 * np.sqrt(2.0 * np.log(2.0)))
+    cols = []
+    for main in found:
+        element, line = main.split("_", 1)
+        centre, fwhm = s._get_line_energy(main, FWHM_MnKa="auto")
+        col = gaussian_channels(E, width, centre, fwhm * fwhm_to_sigma)
+        db = elements_db[element]["Atomic_properties"]["Xray_lines"]
+        for li in db.keys():
+            sub = f"{element}_{li}"
+            if line[0] in li and li != line and s._get_xray_lines_in_spectral_range([sub])[0]:
+                c, f = s._get_line_energy(sub, FWHM_MnKa="auto")
+                col = col + db[li]["weight"] * gaussian_channels(E, width, c, f * fwhm_to_sigma)
+        cols.append(col)
+    t = (E - (E[0] + E[-1]) / 2) / ((E[-1] - E[0]) / 2)
+    cols += [t ** i for i in range(background_order + 1)]
+    return _Design(np.stack(cols, axis=1), [str(x) for x in found], len(found), E,
+                   (E[0], E[-1]), background_order)
+
+
 #: Design matrices already built in this process, by energy axis, metadata, lines and range.
 _DESIGNS = {}
 
@@ -176,17 +220,14 @@ def _design_key(spectra, xray_lines, energy_range, background_order):
 
 
 def _cached_design(spectra, xray_lines, energy_range=None, background_order=6):
-    """:func:`design_matrix` of :func:`build_line_model`, memoised in this process.
-
-    Building exspy's model compiles one sympy expression per Gaussian (about 1.5 s for the
-    ~30 lines of a 6-element sample) while the design matrix it yields depends only on the
-    energy axis and metadata: every cluster stack of a map (both workflows, interior and
-    whole masks) shares it.
+    """:func:`database_design` (the design of exspy's model, without building it), memoised in
+    this process: it depends only on the energy axis and metadata, so every cluster stack of a
+    map (both workflows, interior and whole masks) shares it.
     """
     key = _design_key(spectra, xray_lines, energy_range, background_order)
     d = _DESIGNS.get(key)
     if d is None:
-        d = design_matrix(build_line_model(spectra, xray_lines, energy_range, background_order))
+        d = database_design(spectra, xray_lines, energy_range, background_order)
         if len(_DESIGNS) > 32:
             _DESIGNS.clear()
         _DESIGNS[key] = d
@@ -359,8 +400,9 @@ def fit_line_intensities(spectra, xray_lines, energy_range=None, background_orde
                          variance=None):
     """Fit exspy's EDS model to a spectrum (or a stack); line intensities with covariances.
 
-    The columns of the fit come from exspy's model of the stack (its components are the same
-    for every cluster; built once per energy axis and metadata, see :func:`_cached_design`);
+    The columns of the fit are those of exspy's model of the stack (its components are the same
+    for every cluster; read from exspy's database once per energy axis and metadata, see
+    :func:`_cached_design`);
     each spectrum is then fitted by :func:`poisson_linear_fit`. ``LineFit.model`` is that
     exspy model with the results written into its parameter maps (built on first access), so
     ``model.plot()`` and ``model.get_lines_intensity()`` work.
