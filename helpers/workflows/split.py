@@ -36,6 +36,8 @@ edge, :func:`interior`):
    intensity fractions compared by a Wald chi-square, leaving out the absorption direction (a
    wedge of one phase is not two phases); the split stands at p < :data:`ALPHA` divided by the
    number of clusters tested (Bonferroni) and a difference of at least :data:`MIN_DIFFERENCE`.
+   When the windows do not split a cluster, its separate pieces (particles, grains) are tried
+   as the windows, each piece wholly on one side (:mod:`helpers.workflows.pieces`).
 6. Before its windows, each cluster is also summed along every direction
    (:mod:`helpers.workflows.stripes`): straight lamellae of another composition, too thin a
    share of any window, add up over their whole length in one bin of a profile across them.
@@ -77,13 +79,14 @@ from .features import as_signal
 from .fractions import (_absorption_directions, absorption_direction,  # noqa: F401
                         mixing_directions, wald_fractions)
 from .interfaces import interface_bands, find_layer
+from .pieces import piece_candidate
 from .probabilities import prior_probabilities
 from .regions import EDGE_PX, MAX_HOLE, checkerboard, interior  # noqa: F401
 from .splitlog import format_split_log  # noqa: F401  (its home until it moved)
 from .stripes import stripe_candidate
 from .unexplained import unexplained_candidate
-from .windows import (BLOCK, N_PERMUTATIONS, RADII, _bounding_box, block_sums,  # noqa: F401
-                      spatial_direction, two_means_1d, window_scores)
+from .windows import (BLOCK, N_PERMUTATIONS, RADII, _bounding_box, _cores,  # noqa: F401
+                      _extend, block_sums, spatial_direction, two_means_1d, window_scores)
 
 #: Last in a round where no other test split anything, test each cluster once more on all of
 #: its pixels, not counting the directions in which a mixture with a cluster it touches moves
@@ -102,6 +105,10 @@ from .windows import (BLOCK, N_PERMUTATIONS, RADII, _bounding_box, block_sums,  
 #: for its 4 phases instead of 2 but finds none more: impure ones, whose compositions are
 #: further off (benchmarks/generalisation_heldout_whole.md, _lamellae_whole.md, README).
 WHOLE_CLUSTER = True
+#: When a cluster's windows do not split it, try its separate pieces (particles, grains) as the
+#: windows (:mod:`helpers.workflows.pieces`; Bonferroni counts these tests too). Workflow 2's
+#: phases found: held-out 91 -> 92 of 121, lamellae 73 -> 75 of 112, suite 86 -> 86.
+PIECES = True
 #: Spatial statistic / largest of the permuted copies above which a split is proposed. Only a
 #: proposal: clusters labelled by their true phase stay below it (tests/test_split.py), and what
 #: passes it must still pass the test on the other colour (the large cluster of the real file
@@ -178,7 +185,7 @@ def whitened_residuals(counts, inner, design, lines, window, along=None):
 def split_mixed_clusters(signal, labels, relabel, lines, radii=RADII, min_ratio=MIN_RATIO,
                          alpha=ALPHA, rounds=ROUNDS, n_perm=N_PERMUTATIONS, random_state=0,
                          min_difference=MIN_DIFFERENCE, prepared=None, interfaces=True,
-                         stripes=True, whole=WHOLE_CLUSTER):
+                         stripes=True, whole=WHOLE_CLUSTER, pieces=PIECES):
     """Split every cluster whose interior holds two compositions (see the module's text).
 
     Parameters
@@ -197,9 +204,8 @@ def split_mixed_clusters(signal, labels, relabel, lines, radii=RADII, min_ratio=
         cluster explains are also tested, each round, as one more cluster
         (:mod:`helpers.workflows.unexplained`; log entry with ``cluster`` -1).
     interfaces : bool
-        Test every boundary between two clusters for a layer of a third phase
-        (:mod:`helpers.workflows.interfaces`; log entries with ``cluster`` -2 and the pair
-        in ``compared``).
+        Test every boundary between two clusters for a layer of a third phase (:mod:`.interfaces`;
+        log entries with ``cluster`` -2 and the pair in ``compared``).
     stripes : bool
         Test the clusters for straight stripes of another composition (:mod:`.stripes`; log
         entries: ``cluster`` -3, the cluster in ``compared``, ``angle``, ``joins``).
@@ -207,13 +213,16 @@ def split_mixed_clusters(signal, labels, relabel, lines, radii=RADII, min_ratio=
         Last in a round where nothing else split, each cluster is tested once more on all of
         its pixels, a mixture with a cluster it touches not counted (:data:`WHOLE_CLUSTER`;
         log entries with ``whole`` True).
+    pieces : bool
+        Try the pieces of a cluster its windows did not split (:data:`PIECES`; log: ``window``
+        "pieces").
 
     Returns
     -------
     labels : (rows, cols) int
     log : list of dict
         One per cluster tested: ``round``, ``cluster``, ``pixels`` (interior), ``ratio``,
-        ``window`` (px), ``p`` (None when no split was proposed), ``max_diff`` and ``split``.
+        ``window`` (px or "pieces"), ``p`` (None: no split proposed), ``max_diff``, ``split``.
     """
     labels = np.asarray(labels)
     if not (labels >= 0).any():
@@ -222,7 +231,7 @@ def split_mixed_clusters(signal, labels, relabel, lines, radii=RADII, min_ratio=
     spectra = cluster_spectra(signal, labels, clusters=clusters)
     ctx = _context(signal, labels, lines, spectra, radii=radii, n_perm=n_perm,
                    random_state=random_state, min_ratio=min_ratio,
-                   min_difference=min_difference, prepared=prepared)
+                   min_difference=min_difference, prepared=prepared, pieces=pieces)
     log = []
     for rnd in range(rounds):
         if rnd:
@@ -232,9 +241,7 @@ def split_mixed_clusters(signal, labels, relabel, lines, radii=RADII, min_ratio=
         new, nxt, grew, freed = labels.copy(), max(clusters) + 1, False, False
         ctx["bands"], ctx["residuals"] = (interface_bands(labels) if interfaces else []), {}
         ctx["stripes"] = {}
-        # Bonferroni over the tests
-        a = alpha / (len(clusters) * (1 + bool(stripes) + bool(whole)) + (prepared is not None)
-                     + len(ctx["bands"]))
+        a = alpha / _n_tests(len(clusters), whole, pieces, stripes, prepared, ctx)
         for c in clusters:          # stripes of a new phase first, else the windows
             if stripes and _stripes_new(c, labels, new, nxt, along.get(c), a, ctx, log, rnd):
                 nxt += 1
@@ -255,6 +262,13 @@ def split_mixed_clusters(signal, labels, relabel, lines, radii=RADII, min_ratio=
             break
         labels = np.asarray(relabel(new))
     return labels, log
+
+
+def _n_tests(n_clusters, whole, pieces, stripes, prepared, ctx):
+    """The tests a round may make, for Bonferroni: per cluster its windows and its pieces, on
+    its interior and on all of it, and its stripes; the unexplained pixels; each boundary."""
+    per_cluster = (1 + bool(whole)) * (1 + bool(pieces)) + bool(stripes)
+    return n_clusters * per_cluster + (prepared is not None) + len(ctx["bands"])
 
 
 def _context(signal, labels, lines, spectra, **settings):
@@ -283,9 +297,14 @@ def _split_one(c, labels, new, nxt, along, alpha, ctx, log, rnd, edge=EDGE_PX):
     ``along``) applied to ``new`` (a split's new cluster gets label ``nxt``), its entry in
     ``log`` for round ``rnd`` (``whole`` True for all of its pixels, ``edge`` 0); returns the
     next free label."""
+    whole = {"whole": True} if not edge else {}
     entry, seed = _test_cluster(c, labels, along, alpha, ctx, edge)
     if entry is not None:
-        log.append(dict(round=rnd, cluster=c, **entry, **({"whole": True} if not edge else {})))
+        log.append(dict(round=rnd, cluster=c, **entry, **whole))
+    if seed is None and entry is not None and ctx["pieces"]:
+        entry, seed = _test_pieces(c, labels, along, alpha, ctx, edge)
+        if entry is not None:
+            log.append(dict(round=rnd, cluster=c, **entry, **whole))
     if seed is None:
         return nxt
     _seed_into(new, seed, nxt)
@@ -376,6 +395,26 @@ def _test_cluster(c, labels, along, alpha, ctx, edge=EDGE_PX):
         return entry, None
     seed = _extend(_cores(part, score), inner & search, m)
     return entry, np.where(m, seed, 0)
+
+
+def _test_pieces(c, labels, along, alpha, ctx, edge=EDGE_PX):
+    """Cluster ``c``'s pieces test (:mod:`.pieces`; pixels ``edge`` or more from its edge):
+    (log entry or None when it has too few pieces, the seed -- a piece's side 0 / 1, -1 on the
+    pieces too small to score -- or None)."""
+    m = labels == c
+    inner, g = _cluster_residuals(c, labels, along, ctx, edge)
+    if g is None:
+        return None, None
+    search = ctx["search"]
+    ratio, side = piece_candidate(g, inner & search, m, ctx["min_ratio"], ctx["n_perm"],
+                                  ctx["random_state"])
+    if not ratio:
+        return None, None
+    entry = dict(pixels=int(inner.sum()), ratio=ratio, window="pieces", p=None, split=False)
+    if side is None or not _confirm(np.where(inner & ~search, side, -1), along, alpha, ctx,
+                                    entry):
+        return entry, None
+    return entry, np.where(m, side, 0)
 
 
 def _test_stripes(c, labels, along, alpha, ctx):
@@ -502,24 +541,6 @@ def _propose(g, pixels, radii, n_perm, random_state, min_ratio):
     if min(part.sum(), len(part) - part.sum()) < MIN_PART:
         return float(ratio), window_px, None, score
     return float(ratio), window_px, part, score
-
-
-def _cores(part, score):
-    """0 / 1 where the score lies beyond the median of its own side of the split, -1 between:
-    the new clusters' first spectra come from the purest pixels of each side."""
-    up = part == 1
-    hi, lo = np.median(score[up]), np.median(score[~up])
-    return np.where(score >= hi, 1, np.where(score <= lo, 0, -1))
-
-
-def _extend(part, where, onto):
-    """The 0/1 ``part`` of the pixels ``where`` carried to the pixels ``onto`` (nearest)."""
-    img = np.full(where.shape, -1, int)
-    img[where] = part
-    idx = ndi.distance_transform_edt(~where, return_distances=False, return_indices=True)
-    out = np.full(where.shape, -1, int)
-    out[onto] = img[idx[0], idx[1]][onto]
-    return out
 
 
 def split_mixed(signal, result, enabled=True):

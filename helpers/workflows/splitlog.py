@@ -38,7 +38,7 @@ def format_split_log(splits):
             continue
         name = f"{e['cluster']} all" if e.get("whole") else e["cluster"]
         rows.append(f"{e['round']:>5}  {name:>7}  {e['pixels']:>11}  {e['ratio']:>12.2f}"
-                    f"  {e['window']:>4} px  {p:>14}  {d:>8}  "
+                    f"  {_window(e['window']):>7}  {p:>14}  {d:>8}  "
                     f"{'yes' if e['split'] else 'no'}")
     return "\n".join(rows)
 
@@ -46,3 +46,8 @@ def format_split_log(splits):
 def _versus(compared):
     """'vs 3' (unexplained pixels against cluster 3) or '1|2' (the boundary of 1 and 2)."""
     return "|".join(map(str, compared)) if isinstance(compared, (tuple, list)) else f"vs {compared}"
+
+
+def _window(window):
+    """'13 px' for a square window, 'pieces' for a cluster's separate pieces."""
+    return window if isinstance(window, str) else f"{window} px"

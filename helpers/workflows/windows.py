@@ -106,3 +106,21 @@ def two_means_1d(x):
     hi = (c2[-1] - c2[:-1]) - (c1[-1] - c1[:-1]) ** 2 / (n - k)
     cut = xs[int(np.argmin(lo + hi))]
     return (x > cut).astype(int)
+
+
+def _cores(part, score):
+    """0 / 1 where the score lies beyond the median of its own side of the split, -1 between:
+    the new clusters' first spectra come from the purest pixels of each side."""
+    up = part == 1
+    hi, lo = np.median(score[up]), np.median(score[~up])
+    return np.where(score >= hi, 1, np.where(score <= lo, 0, -1))
+
+
+def _extend(part, where, onto):
+    """The 0/1 ``part`` of the pixels ``where`` carried to the pixels ``onto`` (nearest)."""
+    img = np.full(where.shape, -1, int)
+    img[where] = part
+    idx = ndi.distance_transform_edt(~where, return_distances=False, return_indices=True)
+    out = np.full(where.shape, -1, int)
+    out[onto] = img[idx[0], idx[1]][onto]
+    return out
