@@ -59,8 +59,8 @@ def test_too_few_pieces_are_not_tested():
 
 def test_particles_of_two_phases_in_one_cluster_are_split_by_their_pieces():
     """Random scene 51: 5 phases in particles on a support, 29 counts per sample pixel. Workflow
-    2 puts the particles of phases 0, 2 and 4 (4.7 % of the sample, 3 at% from another phase) in
-    one cluster, and neither its windows inside nor on all its pixels split it. Its pieces do
+    2 puts the particles of phases 0, 2 (3 at% from phase 0) and 4 (4.7 % of the sample) in one
+    cluster, and neither its windows inside nor on all its pixels split it. Its pieces do
     (p < 1e-10), and phase 4 gets a cluster holding >= 90 % of its pixels, >= 50 % pure; without
     the pieces test, phase 4 stays a few per cent of the cluster it is in."""
     signal, truth = random_scene(51, 128)

@@ -60,7 +60,7 @@ def piece_direction(g, pixels, lab, n, n_perm=N_PERMUTATIONS, random_state=0):
     if pairs <= 0:
         return 0.0, np.zeros(g.shape[-1])
 
-    def top(w, k=None):
+    def top(w):
         S = np.stack([np.bincount(ids, weights=w[:, j], minlength=n + 1)
                       for j in range(w.shape[1])], axis=1)
         S[0] = 0.0
