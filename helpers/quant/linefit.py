@@ -92,12 +92,8 @@ def build_line_model(spectrum, xray_lines, energy_range=None, background_order=6
     -------
     exspy.models.EDSTEMModel
     """
-    if energy_range is None:
-        energy_range = default_fit_range(spectrum, xray_lines)
-    lo, hi = energy_range
-    s = spectrum.isig[float(lo):float(hi)].deepcopy()
-    elements = sorted({xl.split("_")[0] for xl in xray_lines}
-                      | set(s.metadata.get_item("Sample.elements", [])))
+    s, lo, hi, elements = _fit_window(spectrum, xray_lines, energy_range)
+    s = s.deepcopy()
     s.metadata.set_item("Sample.elements", elements)
     s.metadata.set_item("Sample.xray_lines", list(xray_lines))
     with warnings.catch_warnings():
@@ -107,11 +103,28 @@ def build_line_model(spectrum, xray_lines, energy_range=None, background_order=6
         # every family (Ka, La, Ma) of every element that lies inside the window
         lines = s._get_lines_from_elements(elements, only_one=False, only_lines=("Ka", "La", "Ma"))
         m.add_family_lines(list(lines))
-    missing = [xl for xl in xray_lines if xl not in [c.name for c in m.xray_lines]]
+    _check_in_range(xray_lines, [c.name for c in m.xray_lines], lo, hi)
+    return m
+
+
+def _fit_window(spectrum, xray_lines, energy_range):
+    """The spectrum cropped to ``energy_range`` (default :func:`default_fit_range`), the range,
+    and the elements whose families the model holds (the lines' and the sample's)."""
+    if energy_range is None:
+        energy_range = default_fit_range(spectrum, xray_lines)
+    lo, hi = energy_range
+    s = spectrum.isig[float(lo):float(hi)]
+    elements = sorted({xl.split("_")[0] for xl in xray_lines}
+                      | set(s.metadata.get_item("Sample.elements", [])))
+    return s, lo, hi, elements
+
+
+def _check_in_range(xray_lines, found, lo, hi):
+    """ElementError naming the ``xray_lines`` not among the model's lines ``found``."""
+    missing = [xl for xl in xray_lines if xl not in found]
     if missing:
         raise ElementError(f"Lines {missing} are outside the fit range {lo:.2f}-{hi:.2f} keV: "
                            "widen energy_range or remove those elements.")
-    return m
 
 
 @dataclass
@@ -167,22 +180,14 @@ def database_design(spectrum, xray_lines, energy_range=None, background_order=6)
     per Gaussian (2.6 s of a 10 s pipeline at 256 x 256) that a fixed-shape design never uses;
     ``tests/test_quant.py`` checks the two designs are equal."""
     from exspy.material import elements as elements_db
-    if energy_range is None:
-        energy_range = default_fit_range(spectrum, xray_lines)
-    lo, hi = energy_range
-    s = spectrum.isig[float(lo):float(hi)]
-    elements = sorted({xl.split("_")[0] for xl in xray_lines}
-                      | set(s.metadata.get_item("Sample.elements", [])))
+    s, lo, hi, elements = _fit_window(spectrum, xray_lines, energy_range)
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
         found = s._get_lines_from_elements(elements, only_one=False, only_lines=("Ka", "La", "Ma"))
         found, _ = s._get_xray_lines_in_spectral_range(list(found))
     E = np.asarray(s.axes_manager.signal_axes[0].axis, dtype=float)
     width = float(s.axes_manager.signal_axes[0].scale)
-    missing = [xl for xl in xray_lines if xl not in found]
-    if missing:
-        raise ElementError(f"Lines {missing} are outside the fit range {lo:.2f}-{hi:.2f} keV: "
-                           "widen energy_range or remove those elements.")
+    _check_in_range(xray_lines, found, lo, hi)
     fwhm_to_sigma = 1.0 / (2.0 * np.sqrt(2.0 * np.log(2.0)))
     cols = []
     for main in found:

@@ -42,6 +42,7 @@ from __future__ import annotations
 import numpy as np
 from scipy import ndimage as ndi
 
+from .stripes import profile
 from .windows import N_PERMUTATIONS, two_means_1d
 
 #: Search pixels a piece needs to be scored, and pieces a cluster needs to be tested.
@@ -55,21 +56,19 @@ def pieces(m):
 
 
 def piece_direction(g, pixels, lab, n, n_perm=N_PERMUTATIONS, random_state=0):
-    """(ratio, direction): the composition direction that varies most between pieces, its
-    statistic over the largest of ``n_perm`` pixel-permuted copies' (step 1 of the text)."""
+    """(ratio, direction): the composition direction that varies most between the pieces
+    ``lab`` (every one of ``pixels`` in one), its statistic over the largest of ``n_perm``
+    pixel-permuted copies' (step 1 of the text)."""
     v = g[pixels].astype(np.float64)
-    ids = lab[pixels]
+    ids = lab[pixels]                       # every pixel in a piece (labels >= 1)
     cnt = np.bincount(ids, minlength=n + 1).astype(float)
-    cnt[0] = 0.0
     pairs = float((cnt * (cnt - 1)).sum())
     if pairs <= 0:
         return 0.0, np.zeros(g.shape[-1])
 
     def top(w):
-        S = np.stack([np.bincount(ids, weights=w[:, j], minlength=n + 1)
-                      for j in range(w.shape[1])], axis=1)
-        S[0] = 0.0
-        m = (S.T @ S - w[ids > 0].T @ w[ids > 0]) / pairs
+        S, _ = profile(w, ids)              # each piece's summed residuals
+        m = (S.T @ S - w.T @ w) / pairs
         lam, vec = np.linalg.eigh(m)
         return lam[-1], vec[:, -1]
 
@@ -91,7 +90,7 @@ def piece_candidate(g, pixels, m, min_ratio, n_perm=N_PERMUTATIONS, random_state
     if scored.sum() < MIN_PIECES:
         return 0.0, None
     use = pixels & scored[lab]
-    ratio, direction = piece_direction(g, use, np.where(use, lab, 0), n, n_perm, random_state)
+    ratio, direction = piece_direction(g, use, lab, n, n_perm, random_state)
     if ratio < min_ratio:
         return ratio, None
     z = np.zeros(m.shape)

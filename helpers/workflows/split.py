@@ -304,7 +304,7 @@ def _split_one(c, labels, new, nxt, along, alpha, ctx, log, rnd, edge=EDGE_PX):
     if entry is not None:
         log.append(dict(round=rnd, cluster=c, **entry, **whole))
     if seed is None and entry is not None and ctx["pieces"] and not edge:
-        entry, seed = _test_pieces(c, labels, along, alpha, ctx, edge)
+        entry, seed = _test_pieces(c, labels, along, alpha, ctx)
         if entry is not None:
             log.append(dict(round=rnd, cluster=c, **entry, **whole))
     if seed is None:
@@ -399,12 +399,12 @@ def _test_cluster(c, labels, along, alpha, ctx, edge=EDGE_PX):
     return entry, np.where(m, seed, 0)
 
 
-def _test_pieces(c, labels, along, alpha, ctx, edge=0):
-    """Cluster ``c``'s pieces test (:mod:`.pieces`; pixels ``edge`` or more from its edge):
-    (log entry or None when it has too few pieces, the seed -- a piece's side 0 / 1, -1 on the
-    pieces too small to score -- or None)."""
+def _test_pieces(c, labels, along, alpha, ctx):
+    """Cluster ``c``'s pieces test (:mod:`.pieces`) on all of its pixels, with the residuals of
+    its whole-cluster windows (``along``): (log entry or None when it has too few pieces, the
+    seed -- a piece's side 0 / 1, -1 on the pieces too small to score -- or None)."""
     m = labels == c
-    inner, g = _cluster_residuals(c, labels, along, ctx, edge)
+    inner, g = _cluster_residuals(c, labels, along, ctx, edge=0)
     if g is None:
         return None, None
     search = ctx["search"]
