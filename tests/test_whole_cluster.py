@@ -13,7 +13,7 @@ from helpers.quant.spectra import cluster_spectra
 from helpers.simulate.scenes import random_scene
 from helpers.spatial import regularise_labels
 from helpers.workflows import split as S
-from helpers.workflows.fractions import mixing_directions
+from helpers.workflows.fractions import MIN_DOF, mixing_directions, whole_cluster_directions
 
 
 class _Fit:
@@ -38,6 +38,45 @@ def test_mixing_directions_point_to_every_cluster_touched():
     # a cluster whose fit failed gives and gets no direction
     d = mixing_directions([_Fit(f[0]), None, _Fit(f[2]), _Fit(f[3])], [0, 1, 2, 3], labels)
     assert d[0] is None and d[1] is None and d[2] is None
+
+
+def test_mixing_directions_longest_contact_first():
+    """Cluster 0 (a 12 x 12 block) touches cluster 1 along 12 px and cluster 2 along 3 px: 1's
+    direction comes first, whatever the label order."""
+    labels = np.full((14, 20), -1)
+    labels[1:13, 1:13] = 0
+    labels[1:13, 13:16] = 2        # the long side
+    labels[13, 4:7] = 1            # a short stretch below
+    f = {0: [1.0, 1.0, 2.0], 1: [2.0, 1.0, 1.0], 2: [1.0, 3.0, 0.0]}
+    d = mixing_directions([_Fit(f[c]) for c in range(3)], [0, 1, 2], labels)[0]
+    frac = {c: np.array(v) / sum(v) for c, v in f.items()}
+    assert np.allclose(d, [frac[2] - frac[0], frac[1] - frac[0]])
+
+
+@pytest.mark.parametrize("n_lines, absorption, n_mixing, kept", [
+    (6, True, 4, 2),     # 5 fractions' dof - absorption - 2 left: the 2 longest contacts
+    (6, True, 1, 1),     # enough left: every direction
+    (6, False, 4, 3),
+    (4, True, 1, 0),     # 3 - 1 - 2: no room for a mixture
+    (3, True, 2, 0),
+])
+def test_the_whole_cluster_test_keeps_min_dof(n_lines, absorption, n_mixing, kept):
+    """What the whole-cluster test leaves out: absorption, and the mixing directions of the
+    clusters touched (longest contact first) only as far as :data:`MIN_DOF` degrees of
+    freedom of the fractions remain; a cluster touching four others in a six-line map kept
+    none (held-out random scene 45: its boundary layer found with them, lamellae 124: two more
+    phases)."""
+    rng = np.random.default_rng(0)
+    ab = rng.standard_normal(n_lines) if absorption else None
+    mix = rng.standard_normal((n_mixing, n_lines))
+    got = whole_cluster_directions(ab, mix, n_lines)
+    want = [] if ab is None else [ab]
+    want += list(mix[:kept])
+    if not want:
+        assert got is None
+    else:
+        assert np.allclose(got, np.array(want))
+    assert MIN_DOF == 2
 
 
 @pytest.fixture(scope="module")

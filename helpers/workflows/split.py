@@ -57,7 +57,9 @@ edge, :func:`interior`):
    all of its pixels, its edge included, leaving out also, in the residuals and in the Wald
    test, every direction in which a mixture with a cluster it touches moves the fractions
    (:func:`helpers.workflows.fractions.mixing_directions`): all that its edge pixels can
-   change (:data:`WHOLE_CLUSTER`; Bonferroni counts these tests too). When that does not split
+   change (:data:`WHOLE_CLUSTER`; Bonferroni counts these tests too), the clusters with the
+   longest contact first and only as many as leave :data:`helpers.workflows.fractions.MIN_DOF` degrees of
+   freedom to test. When that does not split
    it, its separate pieces (particles, grains) are tried as the windows, each piece wholly on
    one side (:mod:`helpers.workflows.pieces`, :data:`PIECES`).
 
@@ -77,7 +79,8 @@ from ..quant.spectra import cluster_spectra
 from ..spatial import encode, regularise_labels
 from .features import as_signal
 from .fractions import (_absorption_directions, absorption_direction,  # noqa: F401
-                        mixing_directions, wald_fractions)
+                        mixing_directions, stack_directions, wald_fractions,
+                        whole_cluster_directions)
 from .interfaces import interface_bands, find_layer
 from .pieces import piece_candidate
 from .probabilities import prior_probabilities
@@ -257,8 +260,8 @@ def split_mixed_clusters(signal, labels, relabel, lines, radii=RADII, min_ratio=
             nxt, grew = find_layer(labels, new, nxt, along, a, ctx, log, rnd)
         if whole and nxt == max(clusters) + 1 and not (grew or freed):   # last, all pixels
             for c in clusters:
-                nxt = _split_one(c, labels, new, nxt, _stack(along.get(c), mixing.get(c)), a,
-                                 ctx, log, rnd, edge=0)
+                out = whole_cluster_directions(along.get(c), mixing.get(c), len(ctx["lines"]))
+                nxt = _split_one(c, labels, new, nxt, out, a, ctx, log, rnd, edge=0)
         if nxt == max(clusters) + 1 and not (grew or freed):
             break
         labels = np.asarray(relabel(new))
@@ -323,12 +326,6 @@ def _unexplained_one(labels, new, nxt, along, mixing, alpha, ctx, log, rnd):
         return nxt
     new[seed] = nxt
     return nxt + 1
-
-
-def _stack(*directions):
-    """The directions given (each None, one vector or one per row) as rows, or None."""
-    rows = [np.atleast_2d(d) for d in directions if d is not None]
-    return np.vstack(rows) if rows else None
 
 
 def _stripes_new(c, labels, new, label, along, alpha, ctx, log, rnd):
@@ -518,7 +515,7 @@ def _test_unexplained(labels, along, mixing, alpha, ctx):
     part = np.where(test, 1, np.where(inner & ~search, 0, -1))
     entry = dict(pixels=int(cand.sum()), compared=ref, ratio=None, window=0, p=None,
                  split=False)
-    ok = _confirm(part, _stack(along.get(ref), mixing.get(ref)), alpha, ctx, entry)
+    ok = _confirm(part, stack_directions(along.get(ref), mixing.get(ref)), alpha, ctx, entry)
     if ok is None:
         return dict(entry, note=f"unexplained pixels: too few to test against cluster {ref}"), None
     return entry, (cand | test) if ok else None
