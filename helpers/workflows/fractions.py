@@ -129,9 +129,9 @@ def mixing_directions(fits, clusters, labels):
     return out
 
 
-#: Degrees of freedom of the fractions the whole-cluster test keeps (:func:`whole_cluster_directions`):
-#: the mixing directions of the clusters with the shortest contact are not left out beyond
-#: it, so their edge pixels can take part in a split. Leaving every one out, a cluster touching
+#: Degrees of freedom of the fractions the whole-cluster test keeps
+#: (:func:`whole_cluster_directions`): the mixing directions of the clusters with the
+#: shortest contact are not left out beyond it, so their edge pixels can take part in a split. Leaving every one out, a cluster touching
 #: four others in a six-line map had no freedom left, and its test could split nothing
 #: (p = 1). Workflow 2 against leaving every one out (benchmarks/generalisation_*_mindof.md):
 #: held-out seeds 34-63, scenes with every phase >= 2 % found 0.47 -> 0.50, 93 -> 94 of 121

@@ -58,9 +58,9 @@ edge, :func:`interior`):
    test, every direction in which a mixture with a cluster it touches moves the fractions
    (:func:`helpers.workflows.fractions.mixing_directions`): all that its edge pixels can
    change (:data:`WHOLE_CLUSTER`; Bonferroni counts these tests too), the clusters with the
-   longest contact first and only as many as leave :data:`helpers.workflows.fractions.MIN_DOF` degrees of
-   freedom to test. When that does not split
-   it, its separate pieces (particles, grains) are tried as the windows, each piece wholly on
+   longest contact first and only as many as leave
+   :data:`helpers.workflows.fractions.MIN_DOF` degrees of freedom to test. When that does not
+   split it, its separate pieces (particles, grains) are tried as the windows, each piece wholly on
    one side (:mod:`helpers.workflows.pieces`, :data:`PIECES`).
 
 Hand-written because no package offers a split test for spatially structured Poisson counts;
@@ -123,8 +123,9 @@ ALPHA = 1e-3
 #: Smallest difference (fraction of the line intensities) between the two parts for a split:
 #: below it a significant split is a gradient of how densely one phase is mixed into another
 #: (3-px lamellae at a 6-px window), not two phases. 0.010 tried (held-out scene 46's 4.7 %
-#: phase split at p 3e-13 by 1.46 %: held-out 0.50 -> 0.53), not kept: a 1-px boundary layer
-#: labelled with its grains was then cut off by layer density, 70/30 mixed (tests/test_interfaces).
+#: phase split at p 3e-13 by 1.46 %: held-out 0.50 -> 0.53), not kept: a 1-px boundary
+#: layer labelled with its grains was then cut off by layer density, 70/30 mixed
+#: (tests/test_interfaces.py, the boundary test off).
 MIN_DIFFERENCE = 0.015
 #: Rounds of split and relabel at most.
 ROUNDS = 3
