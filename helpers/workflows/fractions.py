@@ -131,13 +131,14 @@ def mixing_directions(fits, clusters, labels):
 
 #: Degrees of freedom of the fractions the whole-cluster test keeps
 #: (:func:`whole_cluster_directions`): the mixing directions of the clusters with the
-#: shortest contact are not left out beyond it, so their edge pixels can take part in a split. Leaving every one out, a cluster touching
-#: four others in a six-line map had no freedom left, and its test could split nothing
-#: (p = 1). Workflow 2 against leaving every one out (benchmarks/generalisation_*_mindof.md):
-#: held-out seeds 34-63, scenes with every phase >= 2 % found 0.47 -> 0.50, 93 -> 94 of 121
-#: phases (45: its 5.6 % boundary layer); lamellae 73 -> 75 of 112 (124: 3 -> 5 of 6); suite
-#: 86 -> 87 of 118 (11: +0.05 ARI); no scene worse by more than 0.002. 1: nothing changes
-#: (one degree of freedom is too little); 3: lamellae 115 -0.16 and held-out 40 -0.07 ARI.
+#: shortest contact are not left out beyond it, so their edge pixels can take part in a
+#: split. Leaving every one out, a cluster touching four others in a six-line map had no
+#: freedom left, and its test could split nothing (p = 1). Workflow 2 against leaving every
+#: one out (benchmarks/generalisation_*_mindof.md): held-out seeds 34-63, scenes with every
+#: phase >= 2 % found 0.47 -> 0.50, 93 -> 94 of 121 phases (45: its 5.6 % boundary layer);
+#: lamellae 73 -> 75 of 112 (124: 3 -> 5 of 6); suite 86 -> 87 of 118 (11: +0.05 ARI); no
+#: scene worse by more than 0.002. 1: nothing changes (one degree of freedom is too little);
+#: 3: lamellae 115 -0.16 and held-out 40 -0.07 ARI.
 MIN_DOF = 2
 
 
