@@ -41,8 +41,8 @@ def test_mixing_directions_point_to_every_cluster_touched():
 
 
 def test_mixing_directions_longest_contact_first():
-    """Cluster 0 (a 12 x 12 block) touches cluster 1 along 12 px and cluster 2 along 3 px: 1's
-    direction comes first, whatever the label order."""
+    """Cluster 0 (a 12 x 12 block) touches cluster 2 along 12 px and cluster 1 along 3 px: 2's
+    direction comes first, though its label is the larger."""
     labels = np.full((14, 20), -1)
     labels[1:13, 1:13] = 0
     labels[1:13, 13:16] = 2        # the long side

@@ -218,8 +218,8 @@ def split_mixed_clusters(signal, labels, relabel, lines, radii=RADII, min_ratio=
         entries: ``cluster`` -3, the cluster in ``compared``, ``angle``, ``joins``).
     whole : bool
         Last in a round where nothing else split, each cluster is tested once more on all of
-        its pixels, a mixture with a cluster it touches not counted (:data:`WHOLE_CLUSTER`;
-        log entries with ``whole`` True).
+        its pixels, mixtures with the clusters it touches longest not counted
+        (:data:`WHOLE_CLUSTER`, ``fractions.MIN_DOF``; log: ``whole`` True).
     pieces : bool
         Try the pieces of a cluster its whole-cluster windows did not split (:data:`PIECES`;
         log: ``window`` "pieces").
