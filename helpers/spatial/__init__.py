@@ -25,6 +25,13 @@ Prior. A Potts model on the 4- or 8-neighbourhood (diagonal pairs weighted 1/sqr
 
 Pixels outside the sample mask are not in the graph (no edges) and stay -1.
 
+With ``anisotropy=True`` the weights w_xy also depend on the pair's direction: rows, columns
+and the two diagonals get factors 1 + c, 1 - c, 1 + s, 1 - s, read off the input labels by
+Besag's pseudo-likelihood (:func:`helpers.spatial.potts.direction_weights`). In lamellae,
+neighbours along a stripe share a label far more often than across it, and an isotropic prior
+rounds a 3-px stripe off into blobs of the matrix; grains and particles read below the floor
+and stay isotropic.
+
 beta. Estimated from the data by the mean-field EM of Celeux, Forbes & Peyrard (Pattern
 Recognition 36, 2003): mean-field posterior marginals q at the current beta (E-step), then
 the beta maximising the mean-field pseudo-likelihood sum_x sum_k q_xk log softmax_k(beta
@@ -74,8 +81,9 @@ from ..errors import ParameterError
 from .counts import (PreparedCounts, check_labels, cluster_log_spectra, data_term,  # noqa: F401
                      encode, one_blas_thread, prepare_counts)
 from .noise import benjamini_hochberg, goodness_of_fit  # noqa: F401
-from .potts import (Grid, beta_hard, estimate_beta, estimate_beta_mf, icm,  # noqa: F401
-                    init_marginals, mean_field, onehot_padded, potts_energy, total_energy)
+from .potts import (Grid, beta_hard, direction_weights, estimate_beta,  # noqa: F401
+                    estimate_beta_mf, icm, init_marginals, mean_field, onehot_padded,
+                    potts_energy, total_energy)
 
 #: The labels are the MAP at this fraction of the estimated coupling. The MAP at the prior's
 #: own coupling over-smooths structures finer than the counts resolve (3-px layers at a few
@@ -133,6 +141,11 @@ class SpatialResult:
         (beta = 0: the per-pixel posterior, equal priors); 0 outside the mask. The labels are
         the MAP (ICM from the marginals' modes), so a pixel's own label is almost always, not
         always, its most probable one.
+    anisotropy : bool or (4,) float
+        The setting given (:func:`regularise_labels`); pass it back to relabel alike.
+    weights : (4,) float
+        The direction factors used (rows, columns, (1, 1) and (1, -1) diagonals; all 1:
+        isotropic).
     """
     labels: np.ndarray
     beta: float
@@ -147,11 +160,14 @@ class SpatialResult:
     beta_input: float = None
     prepared: PreparedCounts = field(default=None, repr=False)
     marginals: np.ndarray = field(default=None, repr=False)
+    anisotropy: object = False
+    weights: np.ndarray = field(default=None, repr=False)
 
 
 def regularise_labels(counts, labels, mask=None, beta="auto", neighbourhood=8, n_iter=N_ITER,
                       energy_bin=1, channels=None, noise_test=True, noise_fdr=0.01, min_counts=10,
-                      pseudo_count=0.5, tol=1e-3, map_scale=MAP_SCALE, cap=True):
+                      pseudo_count=0.5, tol=1e-3, map_scale=MAP_SCALE, cap=True,
+                      anisotropy=False):
     """Regularise per-pixel cluster labels with a Potts prior (HMRF-EM).
 
     Parameters
@@ -203,6 +219,12 @@ def regularise_labels(counts, labels, mask=None, beta="auto", neighbourhood=8, n
         input labels (it stops the EM running away where the data term is weak). Right for
         clustering output, whose labels are clean; labels with salt-and-pepper errors
         understate beta: pass False.
+    anisotropy : bool or (4,) float
+        False: every direction alike (diagonal pairs 1/sqrt 2). True: neighbours along one
+        direction count more than across it, as much as the input labels say
+        (:func:`helpers.spatial.potts.direction_weights`: lamellae keep a 3-px stripe that an
+        isotropic prior erodes; grains and particles stay isotropic). Four numbers: the
+        factors on rows, columns, and the (1, 1) and (1, -1) diagonals.
 
     Returns
     -------
@@ -211,11 +233,11 @@ def regularise_labels(counts, labels, mask=None, beta="auto", neighbourhood=8, n
     with one_blas_thread():
         return _regularise(counts, labels, mask, beta, neighbourhood, n_iter, energy_bin,
                            channels, noise_test, noise_fdr, min_counts, pseudo_count, tol,
-                           map_scale, cap)
+                           map_scale, cap, anisotropy)
 
 
 def _regularise(counts, labels, mask, beta, neighbourhood, n_iter, energy_bin, channels,
-                noise_test, noise_fdr, min_counts, pseudo_count, tol, map_scale, cap):
+                noise_test, noise_fdr, min_counts, pseudo_count, tol, map_scale, cap, anisotropy):
     prep = _prepared(counts, mask, energy_bin, channels)
     lab0 = check_labels(labels, prep.shape)
     m = prep.mask
@@ -229,8 +251,9 @@ def _regularise(counts, labels, mask, beta, neighbourhood, n_iter, energy_bin, c
     lab_img = np.zeros((R, C), np.int64)
     lab_img0 = np.full((R, C), -1, np.int64)
     lab_img0[m] = cur
-    state = dict(beta=0.0 if auto else float(beta), used=0.0 if auto else float(beta),
-                 P=None)
+    g = _anisotropic(g, anisotropy, lab_img0, K)
+    state = dict(beta=0.0 if auto else float(beta), used=0.0 if auto else float(beta), P=None,
+                 anisotropy=anisotropy, weights=np.ones(4) if g.weights is None else g.weights)
     pool = auto or float(beta) > 0           # beta = 0: no spatial information anywhere
     energy_trace, beta_trace = [], []
     DL = np.zeros((K, R, C), np.float32)
@@ -262,7 +285,7 @@ def _regularise(counts, labels, mask, beta, neighbourhood, n_iter, energy_bin, c
         else:
             lab_img[m] = np.argmax(DL[:, m], axis=0)     # exactly the per-pixel argmax
         beta_trace.append(bm)
-        energy_trace.append(total_energy(DL, lab_img, bm, m, neighbourhood))
+        energy_trace.append(total_energy(DL, lab_img, bm, m, neighbourhood, g.weights))
         return lab_img[m].copy()
 
     def test(new, logp):
@@ -292,6 +315,24 @@ def _regularise(counts, labels, mask, beta, neighbourhood, n_iter, energy_bin, c
             new[flags] = -1
             cur = new
     return _result(cur, clusters, m, lab0, DL, state, energy_trace, beta_trace, it, prep)
+
+
+def _anisotropic(g, anisotropy, lab_img0, K):
+    """The grid ``g`` with the direction factors ``anisotropy`` asks for (see
+    :func:`regularise_labels`)."""
+    if anisotropy is False or anisotropy is None:
+        return g
+    if anisotropy is True:
+        w = direction_weights(g, onehot_padded(g, lab_img0, K))
+    else:
+        try:
+            w = np.asarray(anisotropy, float).ravel()
+        except (TypeError, ValueError):
+            w = np.full(1, np.nan)
+        if w.shape != (4,) or not np.all(np.isfinite(w)) or np.any(w < 0):
+            raise ParameterError(f"anisotropy must be True, False or 4 factors >= 0, got "
+                                 f"{anisotropy!r}.")
+    return Grid(g.mask, g.neighbourhood, w)
 
 
 def _prepared(counts, mask, energy_bin, channels):
@@ -339,7 +380,8 @@ def _result(cur, clusters, m, lab0, DL, state, energy_trace, beta_trace, n_iter,
                          energy_trace=energy_trace, noise=noise, clusters=clusters,
                          beta_trace=beta_trace, n_iter=n_iter, data=Dout,
                          beta_estimate=float(state["beta"]), beta_input=state.get("hard"),
-                         prepared=prep, marginals=_marginals(DL, state.get("P"), m))
+                         prepared=prep, marginals=_marginals(DL, state.get("P"), m),
+                         anisotropy=state["anisotropy"], weights=state["weights"])
 
 
 def _marginals(DL, P, m):

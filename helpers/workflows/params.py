@@ -10,6 +10,8 @@ from __future__ import annotations
 import dataclasses
 from dataclasses import dataclass
 
+import numpy as np
+
 from ..errors import ParameterError
 
 #: Names of the notebooks' UPPER_CASE constants that map onto :class:`WorkflowParams` fields.
@@ -30,6 +32,17 @@ NOTEBOOK_NAMES = ("BIN_FACTOR", "N_COMPONENTS", "RANDOM_STATE", "N_CLUSTERS", "M
 #: clusters asked of one uniform phase still dissolve across halves (largest overlap 0.41).
 #: ``SMOOTHING = 0`` is the paper's pixel-by-pixel workflow.
 DEFAULT_SMOOTHING = {1: 1.0, 2: 1.0}
+
+#: ``spatial_anisotropy`` None means this per workflow: the prior's direction factors
+#: estimated from the labels it starts from (:func:`helpers.spatial.potts.direction_weights`)
+#: for workflow 2, isotropic for workflow 1. On the random-scene benchmark workflow 2 with
+#: them: 30 lamellae scenes 75 -> 78 of 112 phases found, median ARI - ceiling 0.199 ->
+#: 0.227 (118 gains its third phase, 119 loses its single lamella); held-out seeds 34-63
+#: every phase >= 2 % found 0.50 -> 0.53, 94 -> 95 phases, none worse; the suite: only scene
+#: 5 changes (+0.069). Workflow 1 with them lost 0.098 ARI on lamellae scene 101, whose
+#: labels (true k, ARI 0.51 per pixel) ran across the tilted lamellae and set the prior along
+#: the wrong diagonal (benchmarks/generalisation_*_aniso.md).
+DEFAULT_ANISOTROPY = {1: False, 2: True}
 
 
 def check_smoothing(value):
@@ -81,7 +94,9 @@ class WorkflowParams:
     :func:`helpers.multinomial.assign_by_likelihood`); both False = the paper's plain HDBSCAN.
     Both workflows: ``spatial_beta`` ("auto": a Potts prior on the original pixel grid, its
     coupling estimated from the data, :func:`helpers.spatial.regularise_labels`, the default; a
-    number: that coupling; None or 0: the per-pixel labels).
+    number: that coupling; None or 0: the per-pixel labels), ``spatial_anisotropy`` (True:
+    neighbours along a direction weigh more when the labels are alike along it, as in
+    lamellae; False: isotropic; None: :data:`DEFAULT_ANISOTROPY`, True for workflow 2 only).
     Workflow 2 with the prior: ``split_clusters`` (default True: a cluster whose interior holds
     two compositions that differ in space, confirmed on counts the search did not use, is split
     in two, :func:`helpers.workflows.split.split_mixed_clusters`).
@@ -126,6 +141,9 @@ class WorkflowParams:
     # phase >= 1 % lost, >= 0.91 of the right pixels of 3-px lamellae kept, 0.2 s at 256 x 256.
     # None (or 0) gives the per-pixel labels of the paper's workflows.
     spatial_beta: object = "auto"
+    # The prior's neighbours along a direction weighed by how alike the labels are along it
+    # (lamellae); None: each workflow's default, DEFAULT_ANISOTROPY.
+    spatial_anisotropy: object = None
     # Workflow 2: test every final cluster for two compositions that differ in space and split
     # it where they do (helpers.workflows.split); needs the spatial prior (it relabels).
     split_clusters: bool = True
@@ -146,6 +164,14 @@ class WorkflowParams:
         return dict(bin_factor=self.bin_factor, energy_range=self.energy_range,
                     normalization=self.normalization, scaling=self.scaling, mask=self.mask,
                     energy_bin=self.energy_bin, smoothing=check_smoothing(sm))
+
+    def anisotropy(self, workflow=1):
+        """``spatial_anisotropy`` for ``workflow`` (None: :data:`DEFAULT_ANISOTROPY`)."""
+        a = DEFAULT_ANISOTROPY[workflow] if self.spatial_anisotropy is None else \
+            self.spatial_anisotropy
+        if not isinstance(a, (bool, np.bool_)):
+            raise ParameterError(f"spatial_anisotropy must be True, False or None, got {a!r}.")
+        return bool(a)
 
     @classmethod
     def from_notebook(cls, namespace) -> "WorkflowParams":

@@ -165,9 +165,9 @@ def workflow1(signal, params=None, *, cache=True, **overrides):
                           enabled=cache)
         labels, proba = g.labels, g.probabilities
     info = {**feats.params, **key, "refine": bool(q.refine), "mask": _mask_param(q.mask),
-            "spatial_beta": q.spatial_beta}
+            "spatial_beta": q.spatial_beta, "spatial_anisotropy": q.anisotropy(1)}
     res = _result(1, feats, p, labels, proba, int(labels.max() + 1), info)
-    return apply_spatial_prior(signal, feats, res, q.spatial_beta)
+    return apply_spatial_prior(signal, feats, res, q.spatial_beta, q.anisotropy(1))
 
 
 def _counts_mixture(feats, p, q, k, key, cache):
@@ -273,8 +273,8 @@ def workflow2(signal, params=None, *, cache=True, **overrides):
                                          pooled, q.cluster_selection, q.refine)
     res = _result(2, feats, p, labels, proba, int(labels.max() + 1), info, embedding=emb,
                   hdbscan=h, counts=counts, pooled=pooled)
-    return split_mixed(signal, apply_spatial_prior(signal, feats, res, q.spatial_beta),
-                       q.split_clusters)
+    return split_mixed(signal, apply_spatial_prior(signal, feats, res, q.spatial_beta,
+                                                   q.anisotropy(2)), q.split_clusters)
 
 
 def _w2_info(q):
@@ -283,7 +283,7 @@ def _w2_info(q):
             "cluster_selection": q.cluster_selection, "mask": _mask_param(q.mask),
             "merge_splits": q.merge_splits, "split_factor": q.split_factor,
             "assign_noise": q.assign_noise, "spatial_beta": q.spatial_beta,
-            "refine": bool(q.refine)}
+            "spatial_anisotropy": q.anisotropy(2), "refine": bool(q.refine)}
 
 
 #: Plateaus with more HDBSCAN clusters than this are not tested (the merge costs grow as k^2).
@@ -320,11 +320,12 @@ def _significant_plateau(base, n, emb, counts, q, pooling):
     return mcs0 if best is None else best[1]
 
 
-def apply_spatial_prior(signal, feats, result, beta):
+def apply_spatial_prior(signal, feats, result, beta, anisotropy=False):
     """``result`` with its labels regularised by the Potts prior on the original pixel grid
     (:func:`helpers.spatial.regularise_labels`: multinomial data term of each pixel's raw
     counts in the features' energy range and channel binning, coupling ``beta``, "auto" =
-    estimated); the per-pixel labels and probabilities are kept in ``labels_per_pixel`` and
+    estimated; ``anisotropy`` as there); the per-pixel labels and probabilities are kept in
+    ``labels_per_pixel`` and
     ``probabilities_per_pixel``, the prior's probabilities replace them
     (:func:`prior_probabilities`). ``beta`` None or 0: ``result`` unchanged. Lazy maps are
     reduced chunk by chunk first."""
@@ -333,7 +334,8 @@ def apply_spatial_prior(signal, feats, result, beta):
         return result
     counts, channels, ebin = spatial_counts(as_signal(signal), feats)
     return _with_prior(result, regularise_labels(counts, result.labels, mask=result.mask,
-                                                 beta=beta, energy_bin=ebin, channels=channels))
+                                                 beta=beta, energy_bin=ebin, channels=channels,
+                                                 anisotropy=anisotropy))
 
 
 def _with_prior(result, sp):
@@ -421,7 +423,8 @@ def recluster_workflow2(result, min_cluster_size):
     # the same prior at the coupling the full run estimated (re-estimating it would redo the
     # slow part on every slider move), then the same split test
     res = _with_prior(res, regularise_labels(result.spatial.prepared, res.labels,
-                                             mask=res.mask, beta=result.spatial.beta))
+                                             mask=res.mask, beta=result.spatial.beta,
+                                             anisotropy=result.spatial.anisotropy))
     if result.source is None:
         return res
     return split_mixed(result.source, res, result.params.get("split_clusters", False))
@@ -483,7 +486,9 @@ def regularised_at(signal, result, beta):
                               else spatial_counts(as_signal(signal), _features_of(signal, result)))
     reg = _with_prior(base, regularise_labels(counts, base.labels, mask=base.mask,
                                               beta=float(beta), energy_bin=ebin,
-                                              channels=channels))
+                                              channels=channels,
+                                              anisotropy=result.params.get("spatial_anisotropy",
+                                                                           False)))
     if result.workflow != 2:
         return reg
     return split_mixed(signal, reg, result.params.get("split_clusters", False))

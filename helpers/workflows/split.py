@@ -566,7 +566,8 @@ def split_mixed(signal, result, enabled=True):
 
     def relabel(new):
         state["sp"] = regularise_labels(result.spatial.prepared, new, mask=result.mask,
-                                        beta=result.spatial.beta)
+                                        beta=result.spatial.beta,
+                                        anisotropy=result.spatial.anisotropy)
         return state["sp"].labels
 
     labels, log = split_mixed_clusters(sig, result.labels, relabel, lines,
