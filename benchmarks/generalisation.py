@@ -112,7 +112,9 @@ def run_workflow2(signal, **params):
                                       noise_fraction_binned=float(r.noise_fraction),
                                       min_cluster_size=int(r.params.get("min_cluster_size", -1)),
                                       min_samples=int(r.params.get("min_samples", -1)),
-                                      beta=_beta(r), **_extras(r, rerun))
+                                      beta=_beta(r),
+                                      anisotropy=bool(r.params.get("spatial_anisotropy", False)),
+                                      **_extras(r, rerun))
 
 
 def _beta(r):
@@ -220,13 +222,14 @@ def mask_oracle(signal, truth, all_counts=False):
     return ok
 
 
-def potts_oracle_labels(signal, truth, beta):
+def potts_oracle_labels(signal, truth, beta, anisotropy=False):
     """Labels of workflow 2's spatial prior started from the *true* labels: the clusters'
     spectra are estimated from the truth, the data term is the workflow's (its energy range
     and channel binning), the coupling ``beta`` the one workflow 2 used on this map (estimated
     from clean true labels it would be so large that nothing moves), and the prior relabels
     every pixel as it does after clustering (:func:`helpers.spatial.regularise_labels`, noise
-    test on). A phase this loses (e.g. a 1-2 px layer at ~10 counts per pixel, outweighed by
+    test on; ``anisotropy`` workflow 2's setting, so the direction factors are read off the
+    true labels). A phase this loses (e.g. a 1-2 px layer at ~10 counts per pixel, outweighed by
     its neighbours) is beyond any labelling by that prior, however well the clusters were
     found."""
     from helpers.preprocess import auto_energy_bin, energy_slice, useful_energy_range
@@ -235,6 +238,7 @@ def potts_oracle_labels(signal, truth, beta):
     sl = energy_slice(signal, useful_energy_range(signal))
     return regularise_labels(signal.data, np.where(keep, truth.labels, -1), mask=keep,
                              beta=float(beta), energy_bin=auto_energy_bin(signal),
+                             anisotropy=anisotropy,
                              channels=(sl.start, sl.stop)).labels
 
 
@@ -492,7 +496,8 @@ def run_scene(seed, size, w1_params, w2_params):
     rec["potts_oracle"] = None
     if rec["w2"].get("beta"):           # 0 or None: one cluster, no coupling to start from
         try:
-            pm = _label_metrics(potts_oracle_labels(signal, truth, rec["w2"]["beta"]), truth)
+            pm = _label_metrics(potts_oracle_labels(signal, truth, rec["w2"]["beta"],
+                                                    rec["w2"].get("anisotropy", False)), truth)
             rec["potts_oracle"] = {k: pm[k] for k in ("ari", "found", "n_found",
                                                       "all_found_ge2")}
         except Exception as exc:
