@@ -301,8 +301,9 @@ MAX_ANISOTROPY = 0.6
 #: own starting labels of random scenes, grains and particles stay below it (at most 0.34),
 #: boundary networks but one (0.45), and half the lamellae scenes are above it (up to 1.5).
 ANISOTROPY_FLOOR = 0.35
-#: Pixels the direction fit reads at most (evenly spaced): the estimate needs no more.
-ANISOTROPY_PIXELS = 65536
+#: Pixels the direction fit reads at most (evenly spaced; a 128 x 128 map is read whole): three
+#: numbers need no more, and a fit costs 0.035 s at 256 x 256 (0.13 s reading every pixel).
+ANISOTROPY_PIXELS = 16384
 
 
 def _shrunk(r, floor, limit):
