@@ -253,7 +253,7 @@ def _regularise(counts, labels, mask, beta, neighbourhood, n_iter, energy_bin, c
     lab_img0[m] = cur
     g = _anisotropic(g, anisotropy, lab_img0, K)
     state = dict(beta=0.0 if auto else float(beta), used=0.0 if auto else float(beta), P=None,
-                 anisotropy=anisotropy, weights=np.ones(4) if g.weights is None else g.weights)
+                 anisotropy=anisotropy, weights=g.weights)
     pool = auto or float(beta) > 0           # beta = 0: no spatial information anywhere
     energy_trace, beta_trace = [], []
     DL = np.zeros((K, R, C), np.float32)

@@ -39,8 +39,8 @@ class Grid:
         self.mask = mask
         self.R, self.C = mask.shape
         self.neighbourhood = neighbourhood
-        self.weights = weights
-        self.offsets = offsets(neighbourhood, weights)
+        self.weights = np.ones(4) if weights is None else np.asarray(weights, float)
+        self.offsets = offsets(neighbourhood, self.weights)
         self.colours = [(a, b) for a in (0, 1) for b in (0, 1)]
         self.cmask = {c: mask[c[0]::2, c[1]::2] for c in self.colours}
 

@@ -325,9 +325,8 @@ def apply_spatial_prior(signal, feats, result, beta, anisotropy=False):
     (:func:`helpers.spatial.regularise_labels`: multinomial data term of each pixel's raw
     counts in the features' energy range and channel binning, coupling ``beta``, "auto" =
     estimated; ``anisotropy`` as there); the per-pixel labels and probabilities are kept in
-    ``labels_per_pixel`` and
-    ``probabilities_per_pixel``, the prior's probabilities replace them
-    (:func:`prior_probabilities`). ``beta`` None or 0: ``result`` unchanged. Lazy maps are
+    ``labels_per_pixel`` and ``probabilities_per_pixel``, the prior's probabilities replace
+    them (:func:`prior_probabilities`). ``beta`` None or 0: ``result`` unchanged. Lazy maps are
     reduced chunk by chunk first."""
     result.labels_per_pixel, result.probabilities_per_pixel = result.labels, result.probabilities
     if beta is None or (not isinstance(beta, str) and float(beta) == 0):
